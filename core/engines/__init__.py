@@ -1,0 +1,1 @@
+"""Support code for model runtimes (imported only by plugins that use them)."""

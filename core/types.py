@@ -1,0 +1,154 @@
+"""The contracts every plugin implements.
+
+Images travel as BGR ``uint8`` arrays of shape ``(H, W, 3)``.  All plugin entry points are
+batch-first: a list of images (or face crops) goes in, one result per item comes out, so one
+model call serves many faces.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+Point = tuple[float, float]
+
+
+class PluginConfig(BaseModel):
+    """Base class of every plugin's configuration: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face found by a detector, in the coordinates of the image it was given.
+
+    ``left_eye`` is the *person's* left eye (on the image's right side for a frontal face).
+    ``confidence`` is in [0, 1].  The box is clipped to the image.
+    """
+
+    x: float
+    y: float
+    w: float
+    h: float
+    confidence: float = 0.0
+    left_eye: Point | None = None
+    right_eye: Point | None = None
+    nose: Point | None = None
+    mouth_left: Point | None = None
+    mouth_right: Point | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def area(self) -> float:
+        return self.w * self.h
+
+    def with_(self, **changes: Any) -> "DetectedFace":
+        return replace(self, **changes)
+
+    def clipped(self, width: int, height: int) -> "DetectedFace":
+        """The same face with its box clipped to a ``width`` x ``height`` image."""
+        x0 = min(max(self.x, 0.0), float(width))
+        y0 = min(max(self.y, 0.0), float(height))
+        x1 = min(max(self.x + self.w, 0.0), float(width))
+        y1 = min(max(self.y + self.h, 0.0), float(height))
+        return replace(self, x=x0, y=y0, w=max(x1 - x0, 0.0), h=max(y1 - y0, 0.0),
+                       confidence=float(min(max(self.confidence, 0.0), 1.0)))
+
+
+class Plugin(abc.ABC):
+    """Common base: a plugin instance is built once from its validated config and reused."""
+
+    #: the pydantic config class; set by each plugin
+    config_class: ClassVar[type[PluginConfig]] = PluginConfig
+
+    def __init__(self, config: PluginConfig | None = None, *, weights: Any = None) -> None:
+        self.config = config if config is not None else self.config_class()
+        #: a :class:`facepipe.weights.WeightsManager` (or None to use the default one)
+        self.weights = weights
+
+    def weights_manager(self) -> Any:
+        from facepipe.weights import default_manager
+
+        return self.weights if self.weights is not None else default_manager()
+
+    def close(self) -> None:
+        """Release models and sessions (optional)."""
+
+
+class Detector(Plugin):
+    """Finds faces.  Subclasses implement :meth:`detect`."""
+
+    #: whether the detector returns eye landmarks itself (else the Haar eye fallback may run)
+    provides_eyes: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        """Detect faces in each BGR uint8 image; one list of faces per image, boxes clipped."""
+
+
+class Recognizer(Plugin):
+    """Maps face crops to embeddings."""
+
+    #: model input (height, width)
+    input_size: ClassVar[tuple[int, int]] = (0, 0)
+    #: embedding length
+    embedding_size: ClassVar[int] = 0
+    #: thresholds per metric name (deepface's pre-tuned table where known)
+    thresholds: ClassVar[dict[str, float]] = {}
+
+    def preprocess(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """Turn BGR uint8 crops of any size into the model's input batch.
+
+        Default: deepface's aspect-preserving resize + black padding to :attr:`input_size`,
+        values in [0, 1], then the ``normalization`` named in the config (if it has one).
+        """
+        from facepipe.preprocess import normalize_input, resize_pad_batch
+
+        batch = resize_pad_batch(faces, self.input_size)
+        normalization = getattr(self.config, "normalization", "base")
+        return normalize_input(batch, normalization)
+
+    @abc.abstractmethod
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a preprocessed batch; returns float32 ``(N, embedding_size)``."""
+
+    def embed(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """Embeddings of BGR uint8 crops: ``(N, embedding_size)`` float32."""
+        if len(faces) == 0:
+            return np.zeros((0, self.embedding_size), dtype=np.float32)
+        return np.asarray(self.forward(self.preprocess(faces)), dtype=np.float32)
+
+
+class Analyzer(Plugin):
+    """Predicts an attribute (``age``, ``gender``, ``emotion``, ``race``, ...) of face crops."""
+
+    #: the action this analyzer answers (the key users ask for)
+    action: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def predict(self, faces: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        """One dict per BGR uint8 crop, with deepface's keys for the action, e.g.
+        ``{"age": 31.4}`` or ``{"gender": {"Woman": 97.1, "Man": 2.9}, "dominant_gender": "Woman"}``.
+        Values are plain Python floats / strings."""
+
+
+class Metric(Plugin):
+    """A distance between embeddings."""
+
+    #: the name thresholds are keyed by
+    name: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Distances between every row of ``a`` (n, d) and of ``b`` (m, d): float64 ``(n, m)``.
+
+        Must not build an ``(n, m, d)`` array."""
+
+    def distance(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Distance between two 1-D vectors."""
+        return float(self.pairwise(np.asarray(a)[None, :], np.asarray(b)[None, :])[0, 0])
