@@ -173,6 +173,11 @@ class PluginRegistry:
         """Canonical names of the plugins of one kind, sorted."""
         return sorted(specs[0].name for (k, _), specs in self._specs.items() if k == kind)
 
+    def has(self, kind: PluginKind, name: str) -> bool:
+        """Whether a plugin of that kind is registered under ``name`` or an alias."""
+        key = _key(name)
+        return (kind, self._aliases.get((kind, key), key)) in self._specs
+
     def get(self, kind: PluginKind, name: str) -> PluginSpec:
         """The spec registered under ``name`` (or an alias), case-insensitively."""
         if kind not in KINDS:

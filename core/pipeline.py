@@ -1,0 +1,310 @@
+"""The pipeline: detect → align/crop → preprocess → represent → compare, and → analyze.
+
+Every stage is batch-first: the faces of all input images go through each model together, in
+chunks of ``batch_size``.  Plugins are built once per pipeline, on first use, under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from facepipe.align import FacialArea, crop_face, pad_for_detection, shift_face
+from facepipe.config import PipelineConfig, parse_config, resolve_config
+from facepipe.errors import (
+    ConfigError,
+    DimensionMismatchError,
+    FaceNotDetectedError,
+    ImageTypeError,
+)
+from facepipe.registry import PluginRegistry, default_registry
+from facepipe.results import Analysis, Face, Representation, VerifyResult
+from facepipe.types import DetectedFace
+
+ImageInput = Any  # path | bytes | file object | base64 str | ndarray
+_UNSET: Any = object()
+
+
+def _chunks(n: int, size: int) -> Iterable[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def is_embedding(value: Any) -> bool:
+    """A flat list/tuple of numbers or a 1-D numeric array is an embedding, not an image."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1 and value.size > 0 and np.issubdtype(value.dtype, np.number)
+    if isinstance(value, (list, tuple)) and value:
+        return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value)
+    return False
+
+
+class Pipeline:
+    """A configured face pipeline.
+
+    ``Pipeline()`` uses the offline defaults (no download); ``Pipeline.from_config(cfg)`` takes a
+    dict, a :class:`~facepipe.config.PipelineConfig`, or a path to a .yaml/.yml/.json/.toml file.
+    Pass ``registry=`` for a hermetic set of plugins and ``weights=`` for a custom
+    :class:`~facepipe.weights.WeightsManager`.
+    """
+
+    def __init__(self, config: PipelineConfig | Mapping[str, Any] | str | Path | None = None, *,
+                 registry: PluginRegistry | None = None, weights: Any = None) -> None:
+        self.registry = registry if registry is not None else default_registry()
+        self.config = parse_config(config)
+        self.plugin_configs = resolve_config(self.config, self.registry)
+        self.weights = weights
+        self._instances: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig | Mapping[str, Any] | str | Path | None = None, *,
+                    registry: PluginRegistry | None = None, weights: Any = None) -> "Pipeline":
+        """Build a pipeline from a dict, a PipelineConfig or a config file path."""
+        return cls(config, registry=registry, weights=weights)
+
+    # ------------------------------------------------------------------------------ plugins
+    def _plugin(self, slot: str, kind: str, name: str) -> Any:
+        instance = self._instances.get(slot)
+        if instance is not None:
+            return instance
+        with self._lock:  # build once, even when many threads ask at the same time
+            instance = self._instances.get(slot)
+            if instance is None:
+                instance = self.registry.create(kind, name, self.plugin_configs[slot],  # type: ignore[arg-type]
+                                                weights=self.weights)
+                self._instances[slot] = instance
+            return instance
+
+    @property
+    def detector(self) -> Any:
+        return self._plugin("detector", "detector", self.config.detector.name)
+
+    @property
+    def recognizer(self) -> Any:
+        return self._plugin("recognizer", "recognizer", self.config.recognizer.name)
+
+    @property
+    def metric(self) -> Any:
+        return self._plugin("metric", "metric", self.config.metric.name)
+
+    def analyzer(self, action: str) -> Any:
+        ref = self.config.analyzers.get(action)
+        if ref is None:
+            raise ConfigError(
+                f"no analyzer configured for action {action!r}; configured actions: "
+                f"{', '.join(self.config.analyzers) or 'none'} (add it under 'analyzers' in the config)"
+            )
+        slot = f"analyzers.{action}"
+        if slot not in self.plugin_configs:  # a default analyzer: validated on first use
+            self.plugin_configs[slot] = self.registry.validate_config("analyzer", ref.name, ref.options, path=slot)
+        return self._plugin(slot, "analyzer", ref.name)
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.get("recognizer", self.config.recognizer.name).name
+
+    @property
+    def detector_name(self) -> str:
+        return self.registry.get("detector", self.config.detector.name).name
+
+    @property
+    def metric_name(self) -> str:
+        return getattr(self.metric, "name", None) or self.config.metric.name
+
+    def close(self) -> None:
+        """Release every built plugin."""
+        with self._lock:
+            for instance in self._instances.values():
+                instance.close()
+            self._instances.clear()
+
+    # ------------------------------------------------------------------------------ detection
+    def _load(self, sources: Sequence[ImageInput]) -> list[tuple[np.ndarray, str]]:
+        from facepipe.image import load_image
+
+        loaded = [load_image(s) for s in sources]
+        return [(item.image, item.name) for item in loaded]
+
+    def _detect(self, images: Sequence[np.ndarray], pad: bool) -> list[list[DetectedFace]]:
+        detector = self.detector
+        found: list[list[DetectedFace]] = []
+        for part in _chunks(len(images), self.config.batch_size):
+            batch = list(images[part])
+            if not pad:
+                found.extend(detector.detect(batch))
+                continue
+            padded = [pad_for_detection(img) for img in batch]
+            for (big, dx, dy), faces in zip(padded, detector.detect([p[0] for p in padded])):
+                found.append([shift_face(f, -dx, -dy) for f in faces])
+        return found
+
+    def _eye_fallback(self, image: np.ndarray, face: DetectedFace) -> DetectedFace:
+        if face.left_eye is not None and face.right_eye is not None:
+            return face
+        try:
+            from facepipe.plugins.detectors.opencv import haar_eyes
+        except ImportError:
+            return face
+        left, right = haar_eyes(image, (int(face.x), int(face.y), int(face.w), int(face.h)))
+        return face.with_(left_eye=face.left_eye or left, right_eye=face.right_eye or right)
+
+    def faces(self, sources: Sequence[ImageInput], *, align: bool | None = None,
+              expand_percentage: float | None = None, max_faces: int | None = _UNSET,
+              on_no_face: str | None = None) -> list[list[Face]]:
+        """Detect, (align) and crop the faces of each input image: one list of Face per image."""
+        cfg = self.config
+        align = cfg.align if align is None else align
+        expand = cfg.expand_percentage if expand_percentage is None else expand_percentage
+        if expand < 0:
+            raise ConfigError(f"expand_percentage must be >= 0, got {expand}")
+        limit = cfg.max_faces if max_faces is _UNSET else max_faces
+        policy = on_no_face or cfg.on_no_face
+        loaded = self._load(sources)
+        images = [img for img, _ in loaded]
+        skip = self.config.detector.name.lower() == "skip"
+        detections = self._detect(images, pad=cfg.pad_before_detect and align and not skip)
+        use_fallback = (align and cfg.eye_fallback and not skip
+                        and self.config.detector.name.lower() != "opencv")
+        results: list[list[Face]] = []
+        for index, ((image, name), found) in enumerate(zip(loaded, detections)):
+            if limit is not None and len(found) > limit:
+                found = sorted(found, key=lambda f: f.area, reverse=True)[:limit]
+            faces: list[Face] = []
+            for face in found:
+                if use_fallback:
+                    face = self._eye_fallback(image, face)
+                crop, area = crop_face(image, face, align=align, expand_percentage=expand)
+                if crop.shape[0] == 0 or crop.shape[1] == 0:
+                    continue  # a degenerate box (deepface skips these too)
+                faces.append(Face(index, area, float(face.confidence), crop, detected=not skip))
+            if not faces:
+                if policy == "error":
+                    raise FaceNotDetectedError(
+                        f"no face could be detected in {name}. Check the image, try another detector, "
+                        "or set on_no_face='whole_image' (deepface: enforce_detection=False)"
+                    )
+                if policy == "whole_image":
+                    h, w = image.shape[:2]
+                    faces.append(Face(index, FacialArea(0, 0, w, h), 0.0, image, detected=False))
+            results.append(faces)
+        return results
+
+    # ------------------------------------------------------------------------------ public API
+    def extract_faces(self, img: ImageInput | Sequence[ImageInput], **options: Any) -> list[Face] | list[list[Face]]:
+        """Faces of one image (a list), or of a batch (a list of lists)."""
+        sources, batch = _as_batch(img)
+        faces = self.faces(sources, **options)
+        return faces if batch else faces[0]
+
+    def embed_faces(self, faces: Sequence[Face]) -> np.ndarray:
+        """Embeddings of faces, batched: float32 (N, D)."""
+        recognizer = self.recognizer
+        if not faces:
+            return np.zeros((0, recognizer.embedding_size), dtype=np.float32)
+        parts = [recognizer.embed([f.crop for f in faces[s]]) for s in _chunks(len(faces), self.config.batch_size)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def represent(self, img: ImageInput | Sequence[ImageInput], **options: Any
+                  ) -> list[Representation] | list[list[Representation]]:
+        """Embeddings of every face of one image (a list) or of a batch (a list of lists)."""
+        sources, batch = _as_batch(img)
+        per_image = self.faces(sources, **options)
+        flat = [f for faces in per_image for f in faces]
+        vectors = self.embed_faces(flat)
+        out: list[list[Representation]] = [[] for _ in per_image]
+        for face, vector in zip(flat, vectors):
+            out[face.image_index].append(Representation(vector, face))
+        return out if batch else out[0]
+
+    def threshold(self, override: float | None = None) -> float:
+        """The decision threshold: per call > config > the model's table value for the metric."""
+        if override is not None:
+            return float(override)
+        if self.config.threshold is not None:
+            return float(self.config.threshold)
+        table = getattr(self.recognizer, "thresholds", {}) or {}
+        metric = self.metric_name
+        if metric in table:
+            return float(table[metric])
+        from facepipe.thresholds import threshold_for
+
+        return threshold_for(self.model_name, metric)
+
+    def _side(self, value: Any, which: str, **options: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        if is_embedding(value):
+            vector = np.asarray(value, dtype=np.float32)[None, :]
+            size = self.recognizer.embedding_size
+            if size and vector.shape[1] != size:
+                raise DimensionMismatchError(
+                    f"embeddings of {self.model_name} should have {size} dimensions, but {which} has "
+                    f"{vector.shape[1]} dimensions input"
+                )
+            empty = {"x": None, "y": None, "w": None, "h": None, "left_eye": None, "right_eye": None}
+            return vector, [empty]
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) or isinstance(v, list)
+                                                              for v in value):
+            raise ImageTypeError(
+                f"{which}: when passing an embedding as a list, ensure that all its items are of type float"
+            )
+        faces = self.faces([value], **options)[0]
+        return self.embed_faces(faces), [f.area.to_dict() for f in faces]
+
+    def verify(self, img1: Any, img2: Any, *, threshold: float | None = None, **options: Any) -> VerifyResult:
+        """Do two images (or embeddings) show the same person? The closest face pair decides."""
+        from facepipe.thresholds import confidence
+
+        start = time.perf_counter()
+        a, areas_a = self._side(img1, "img1", **options)
+        b, areas_b = self._side(img2, "img2", **options)
+        if a.shape[1] != b.shape[1]:
+            raise DimensionMismatchError(f"img1 embeddings have {a.shape[1]} dimensions but img2 has {b.shape[1]}")
+        distances = self.metric.pairwise(a, b)
+        i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
+        distance = float(distances[i, j])
+        limit = self.threshold(threshold)
+        verified = distance <= limit
+        # verified follows the threshold actually used (deepface decides confidence with the pre-tuned one).
+        conf = confidence(distance, self.model_name, self.metric_name, verified)
+        return VerifyResult(
+            verified=bool(verified), distance=distance, threshold=limit, confidence=conf,
+            model=self.model_name, detector_backend=self.detector_name, similarity_metric=self.metric_name,
+            facial_areas={"img1": areas_a[i], "img2": areas_b[j]}, time=time.perf_counter() - start,
+            distances=distances, best_pair=(int(i), int(j)),
+        )
+
+    def analyze(self, img: ImageInput | Sequence[ImageInput], actions: Sequence[str] | str | None = None,
+                **options: Any) -> list[Analysis] | list[list[Analysis]]:
+        """Attributes (age, gender, emotion, race, ...) of every face, one model call per action."""
+        if isinstance(actions, str):
+            actions = [actions]
+        actions = list(actions) if actions is not None else list(self.config.analyzers)
+        if not actions:
+            raise ConfigError("analyze needs at least one action (e.g. 'age', 'gender', 'emotion', 'race')")
+        analyzers = {action: self.analyzer(action) for action in actions}
+        sources, batch = _as_batch(img)
+        per_image = self.faces(sources, **options)
+        flat = [f for faces in per_image for f in faces]
+        attributes: list[dict[str, Any]] = [{} for _ in flat]
+        for action, analyzer in analyzers.items():
+            for part in _chunks(len(flat), self.config.batch_size):
+                predictions = analyzer.predict([f.crop for f in flat[part]])
+                for k, prediction in enumerate(predictions):
+                    attributes[part.start + k].update(prediction)
+        out: list[list[Analysis]] = [[] for _ in per_image]
+        for face, attrs in zip(flat, attributes):
+            out[face.image_index].append(Analysis(face, attrs))
+        return out if batch else out[0]
+
+
+def _as_batch(img: Any) -> tuple[list[Any], bool]:
+    """(sources, is_batch): a list/tuple of images or a 4-D array is a batch."""
+    if isinstance(img, np.ndarray) and img.ndim == 4:
+        return list(img), True
+    if isinstance(img, (list, tuple)) and not is_embedding(img):
+        return list(img), True
+    return [img], False
