@@ -146,6 +146,31 @@ def pad_for_detection(image: np.ndarray) -> tuple[np.ndarray, int, int]:
     return padded, dx, dy
 
 
+def shrink_for_detection(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """The image scaled so its longer side is at most ``max_side``, and the scale used."""
+    longest = max(image.shape[:2])
+    if max_side is None or longest <= max_side:
+        return image, 1.0
+    import cv2
+
+    scale = max_side / longest
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def scale_face(face: DetectedFace, factor: float) -> DetectedFace:
+    """Multiply a face's box and landmarks by ``factor``."""
+    if factor == 1.0:
+        return face
+
+    def mul(p: Point | None) -> Point | None:
+        return None if p is None else (p[0] * factor, p[1] * factor)
+
+    return face.with_(x=face.x * factor, y=face.y * factor, w=face.w * factor, h=face.h * factor,
+                      left_eye=mul(face.left_eye), right_eye=mul(face.right_eye), nose=mul(face.nose),
+                      mouth_left=mul(face.mouth_left), mouth_right=mul(face.mouth_right))
+
+
 def shift_face(face: DetectedFace, dx: float, dy: float) -> DetectedFace:
     """Move a face's box and landmarks by (dx, dy)."""
 

@@ -75,6 +75,9 @@ class PipelineConfig(BaseModel):
     batch_size: int = Field(32, ge=1, le=4096, description="faces per model call")
     threshold: float | None = Field(None, ge=0, description="verification threshold (default: per model)")
     eye_fallback: bool = Field(True, description="find eyes with OpenCV's Haar cascade when a detector gives none")
+    detect_max_side: int | None = Field(
+        None, ge=64, description="shrink images whose longer side exceeds this before detection "
+                                 "(much faster on large photos; boxes are mapped back to full size)")
     pad_before_detect: bool = Field(
         False, description="detect on a 50%-padded image as deepface does with align=True "
                            "(slower; reproduces deepface's boxes exactly)")

@@ -21,15 +21,15 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import os
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
-
 from facepipe.errors import (
     ImageDecodeError,
     ImageError,
@@ -37,11 +37,14 @@ from facepipe.errors import (
     ImageTooLargeError,
     ImageTypeError,
 )
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image as PILImage
 
-__all__ = ["ImageLimits", "LoadedImage", "load_image", "load_images", "is_batch", "SUPPORTED_FORMATS"]
+__all__ = ["SUPPORTED_FORMATS", "ImageLimits", "LoadedImage", "is_batch", "load_image", "load_images"]
+
+log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 
@@ -65,12 +68,12 @@ class ImageLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_bytes: int = Field(50 * MiB, gt=0, description="largest encoded input accepted, in bytes")
-    max_pixels: int = Field(60_000_000, gt=0, description="largest width*height accepted (header check)")
-    url_timeout: float = Field(10.0, gt=0, description="seconds allowed for a whole URL download")
-    url_max_bytes: int = Field(20 * MiB, gt=0, description="largest URL download, in bytes")
+    max_bytes: int = Field(default=50 * MiB, gt=0, description="largest encoded input accepted, in bytes")
+    max_pixels: int = Field(default=60_000_000, gt=0, description="largest width*height accepted (header check)")
+    url_timeout: float = Field(default=10.0, gt=0, description="seconds allowed for a whole URL download")
+    url_max_bytes: int = Field(default=20 * MiB, gt=0, description="largest URL download, in bytes")
     url_allowed_hosts: tuple[str, ...] | None = Field(
-        None, description="if set, URLs (and their redirects) may only point at these host names"
+        default=None, description="if set, URLs (and their redirects) may only point at these host names"
     )
 
 
@@ -417,9 +420,19 @@ def _fetch_url(url: str, lim: ImageLimits) -> bytes:
 
     class _Redirects(urllib.request.HTTPRedirectHandler):
         # Every redirect hop must pass the same scheme/host checks as the original URL.
-        def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-            check_target(newurl)
-            return super().redirect_request(req, fp, code, msg, headers, newurl)
+        max_redirections = 5
+
+        def http_error_302(self, req, fp, code, msg, headers):  # type: ignore[no-untyped-def]
+            location = headers.get("location") or headers.get("uri")
+            if location:
+                try:
+                    check_target(urllib.parse.urljoin(req.full_url, location))
+                except ImageError:
+                    fp.close()
+                    raise
+            return super().http_error_302(req, fp, code, msg, headers)
+
+        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     check_target(url)
     cap = min(lim.url_max_bytes, lim.max_bytes)
@@ -436,12 +449,15 @@ def _fetch_url(url: str, lim: ImageLimits) -> bytes:
                     f"{what} announces {int(length)} bytes, over the limit of {cap} bytes "
                     "(ImageLimits.url_max_bytes)"
                 )
+            read = getattr(resp, "read1", resp.read)
             while total <= cap:
                 if time.monotonic() > deadline:
                     raise ImageNotFoundError(
                         f"{what}: download took longer than {lim.url_timeout} s (ImageLimits.url_timeout)"
                     )
-                chunk = resp.read(min(256 * 1024, cap + 1 - total))
+                # read1() returns after one socket read, so a server dripping bytes slowly is
+                # caught by the deadline instead of filling a whole chunk first.
+                chunk = read(min(256 * 1024, cap + 1 - total))
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -527,10 +543,14 @@ def _decode(data: bytes, what: str, lim: ImageLimits) -> np.ndarray:
     try:
         img = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{what} is refused as a decompression bomb: {exc}") from None
+        # Pillow's own guard (2 x Image.MAX_IMAGE_PIXELS) fires inside open() for huge headers.
+        raise ImageTooLargeError(
+            f"{what} is refused as a decompression bomb ({exc}); facepipe's limit is "
+            f"{lim.max_pixels} pixels (ImageLimits.max_pixels)"
+        ) from None
     except MemoryError:
         raise ImageTooLargeError(f"{what} needs more memory than is available to open") from None
-    except Exception as exc:  # Pillow raises many kinds (OSError, SyntaxError, struct.error...)
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds (OSError, SyntaxError, struct.error)
         raise ImageDecodeError(f"{what} looks like {fmt} but its header is invalid: {_exc_text(exc)}") from None
     try:
         return _pil_to_bgr(img, what, lim, fmt=fmt)
@@ -553,8 +573,8 @@ def _check_pixels(width: int, height: int, what: str, lim: ImageLimits) -> None:
         )
 
 
-def _pil_to_bgr(img: "PILImage.Image", what: str, lim: ImageLimits, fmt: str | None = None) -> np.ndarray:
-    from PIL import Image, ImageOps
+def _pil_to_bgr(img: PILImage.Image, what: str, lim: ImageLimits, fmt: str | None = None) -> np.ndarray:
+    from PIL import Image
 
     width, height = img.size
     _check_pixels(width, height, what, lim)  # header only: nothing decoded yet
@@ -565,31 +585,40 @@ def _pil_to_bgr(img: "PILImage.Image", what: str, lim: ImageLimits, fmt: str | N
         raise ImageTooLargeError(f"{what} is refused as a decompression bomb: {exc}") from None
     except MemoryError:
         raise ImageTooLargeError(f"{what} needs more memory than is available to decode") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means corrupt input
         raise ImageDecodeError(
             f"{what}: the {kind} data is truncated or corrupt ({_exc_text(exc)}); re-export or "
             "re-download the file"
         ) from None
+    img = _apply_exif_orientation(img, what)
     try:
-        # Broken EXIF must not make an otherwise good photo unusable: keep it unrotated then.
-        img = ImageOps.exif_transpose(img) or img
-    except Exception:
-        pass
-    try:
-        rgb = _to_rgb_array(img)
+        bgr = _to_bgr_array(img)
     except ImageError:
         raise
     except MemoryError:
         raise ImageTooLargeError(f"{what} needs more memory than is available to convert") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - unusual modes (LAB, HSV...) may not convert
         raise ImageDecodeError(f"{what}: cannot convert mode {img.mode!r} to RGB ({_exc_text(exc)})") from None
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ImageDecodeError(f"{what} decoded to an unexpected array {rgb.shape} {rgb.dtype}")
-    _check_pixels(rgb.shape[1], rgb.shape[0], what, lim)
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+        raise ImageDecodeError(f"{what} decoded to an unexpected array {bgr.shape} {bgr.dtype}")
+    _check_pixels(bgr.shape[1], bgr.shape[0], what, lim)
+    return bgr
 
 
-def _to_rgb_array(img: "PILImage.Image") -> np.ndarray:
+def _apply_exif_orientation(img: PILImage.Image, what: str) -> PILImage.Image:
+    from PIL import ImageOps
+
+    try:
+        orientation = img.getexif().get(0x0112, 1)  # 0x0112 = Orientation
+        if orientation in (2, 3, 4, 5, 6, 7, 8):  # 1 (or none) = upright: skip the copy
+            return ImageOps.exif_transpose(img) or img
+    except Exception as exc:  # noqa: BLE001
+        # Broken EXIF must not make an otherwise good photo unusable: keep it unrotated then.
+        log.debug("%s: EXIF orientation ignored (%s)", what, exc)
+    return img
+
+
+def _to_bgr_array(img: PILImage.Image) -> np.ndarray:
     mode = img.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         # High bit depth gray: Pillow's convert() clips at 255; scale to 8 bits instead (like OpenCV).
@@ -602,11 +631,14 @@ def _to_rgb_array(img: "PILImage.Image") -> np.ndarray:
         else:
             gray = (np.clip(arr.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode == "RGB":
-        return np.asarray(img)
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")  # avoids Pillow's palette-transparency warning; alpha dropped next
-    return np.asarray(img.convert("RGB"))
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # L, LA, P, RGBA (alpha dropped), CMYK, YCbCr, 1...
+    width, height = img.size
+    # Pillow packs straight to BGR; the copy makes the array writable (3x faster than a numpy flip).
+    packed = img.tobytes("raw", "BGR")
+    return np.frombuffer(packed, dtype=np.uint8).reshape(height, width, 3).copy()
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from facepipe.align import FacialArea, crop_face, pad_for_detection, shift_face
+from facepipe.align import FacialArea, crop_face, pad_for_detection, scale_face, shift_face, shrink_for_detection
 from facepipe.config import PipelineConfig, parse_config, resolve_config
 from facepipe.errors import (
     ConfigError,
@@ -135,12 +135,14 @@ class Pipeline:
         found: list[list[DetectedFace]] = []
         for part in _chunks(len(images), self.config.batch_size):
             batch = list(images[part])
-            if not pad:
-                found.extend(detector.detect(batch))
-                continue
-            padded = [pad_for_detection(img) for img in batch]
-            for (big, dx, dy), faces in zip(padded, detector.detect([p[0] for p in padded])):
-                found.append([shift_face(f, -dx, -dy) for f in faces])
+            shrunk = [shrink_for_detection(img, self.config.detect_max_side) for img in batch]
+            if pad:
+                padded = [pad_for_detection(img) for img, _ in shrunk]
+                inputs, offsets = [p[0] for p in padded], [(p[1], p[2]) for p in padded]
+            else:
+                inputs, offsets = [img for img, _ in shrunk], [(0, 0)] * len(batch)
+            for (_, scale), (dx, dy), faces in zip(shrunk, offsets, detector.detect(inputs)):
+                found.append([scale_face(shift_face(f, -dx, -dy), 1.0 / scale) for f in faces])
         return found
 
     def _eye_fallback(self, image: np.ndarray, face: DetectedFace) -> DetectedFace:

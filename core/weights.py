@@ -49,8 +49,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from facepipe.errors import ChecksumMismatchError, OfflineError, WeightsError
 from facepipe.specs import PackageFile, PluginSpec, WeightFile
@@ -222,7 +223,7 @@ class WeightsManager:
             if not given.is_file():
                 raise WeightsError(f"the weight file given for {wf.name} does not exist: {given}")
             return given
-        found = self._find_local(wf)
+        found = self._find_local(wf, discard_bad=False)
         if found is not None:
             return found[1]
         return self._obtain(wf, force=False)
@@ -238,28 +239,36 @@ class WeightsManager:
             log.warning("ignoring %s shipped by %s: %s", candidate, pf.package, problem)
         return None
 
-    def _find_local(self, wf: WeightFile, *, discard_bad: bool = True) -> tuple[str, Path] | None:
-        """(where, path) of a usable local copy; a bad cached copy is removed (when allowed)."""
+    def _find_local(self, wf: WeightFile, *, discard_bad: bool) -> tuple[str, Path] | None:
+        """(where, path) of a usable local copy, or None.
+
+        A cached copy that fails its checks is removed when ``discard_bad`` (done under the
+        download lock, so a file another process has just installed is never removed by a stale
+        verdict); offline, it is an error instead, since it could not be fetched again.
+        """
         packaged = self._find_package(wf)
         if packaged is not None:
             return "package", packaged
         cached = self.cache_path(wf)
+        problem = None
         if cached.is_file():
             problem = self._mismatch(cached, wf.sha256, wf.size)
             if problem is None:
                 return "cache", cached
-            if self.offline or not discard_bad:
-                raise ChecksumMismatchError(
-                    f"the cached weight file {cached} does not match its declaration ({problem}); "
-                    f"replace it with the file from {self._url_hint(wf)}, or delete it"
-                    + (" and go online to download it again" if self.offline else "")
-                )
-            log.warning("discarding %s (%s); fetching it again", cached, problem)
-            with contextlib.suppress(FileNotFoundError):
-                cached.unlink()
         deepface = self.deepface_path(wf)
         if deepface.is_file() and self._mismatch(deepface, wf.sha256, wf.size) is None:
             return "deepface", deepface
+        if problem is not None:
+            if self.offline:
+                raise ChecksumMismatchError(
+                    f"the cached weight file {cached} does not match its declaration ({problem}); "
+                    f"replace it with the file from {self._url_hint(wf)}, or delete it and go online "
+                    f"to download it again"
+                )
+            if discard_bad:
+                log.warning("discarding %s (%s); fetching it again", cached, problem)
+                with contextlib.suppress(FileNotFoundError):
+                    cached.unlink()
         return None
 
     # ----------------------------------------------------------------------------- management
@@ -290,8 +299,8 @@ class WeightsManager:
         return row
 
     def verify(self, wf: WeightFile) -> bool | None:
-        """Hash the local copy again (no cached verdicts).  True: it matches; False: it does not,
-        or there is no local copy; None: there is nothing to verify against."""
+        """Hash the local copy again (no cached verdicts).  True: it matches; False: it does not;
+        None: there is nothing to verify (no declared size / sha256, or no local copy)."""
         packaged = None
         for pf in wf.package_files:
             candidate = package_file_path(pf)
@@ -306,10 +315,10 @@ class WeightsManager:
             return None
         if wf.sha256 is None and wf.size is None:
             return None
-        for candidate in (self.cache_path(wf), self.deepface_path(wf)):
-            if candidate.is_file() and self._mismatch(candidate, wf.sha256, wf.size, rehash=True) is None:
-                return True
-        return False
+        present = [c for c in (self.cache_path(wf), self.deepface_path(wf)) if c.is_file()]
+        if not present:
+            return None
+        return any(self._mismatch(c, wf.sha256, wf.size, rehash=True) is None for c in present)
 
     def pull(self, wf: WeightFile, force: bool = False) -> Path:
         """Make ``wf`` available locally and return its path; ``force`` downloads it into the
@@ -424,7 +433,7 @@ class WeightsManager:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with self._lock(wf):
             if not force:  # another thread or process may have fetched it while we waited
-                found = self._find_local(wf)
+                found = self._find_local(wf, discard_bad=True)
                 if found is not None:
                     return found[1]
             part = target.with_name(target.name + ".part")
@@ -458,8 +467,7 @@ class WeightsManager:
         if urllib.parse.urlsplit(url).hostname in _GDRIVE_HOSTS:
             self._download_gdrive(url, part)
             return
-        failures = 0
-        best = part.stat().st_size if part.is_file() else 0
+        failures = best = 0
         while True:
             try:
                 self._http_once(wf, url, part)
@@ -526,7 +534,10 @@ class WeightsManager:
                 offset, total, mode = 0, length, "wb"
             else:
                 raise _NextSource(f"unexpected HTTP status {status}")
-            if total is not None and wf.size is not None and not wf.compression and total != wf.size:
+            # A 200 answer shorter than declared may be a cut-off transfer (resumed below); a
+            # larger one, or a Content-Range total that differs, is the wrong file.
+            if (total is not None and wf.size is not None and not wf.compression
+                    and (total > wf.size or (status == 206 and total != wf.size))):
                 self._clean(part)
                 raise ChecksumMismatchError(
                     f"{url} serves {total} bytes for the weight file {wf.name}, expected {wf.size}"
@@ -575,8 +586,8 @@ class WeightsManager:
             raise _NextSource("Google Drive links need the gdown package (pip install gdown)") from None
         self._clean(part)
         try:
-            result = gdown.download(url, str(part), quiet=not sys.stderr.isatty())
-        except Exception as exc:  # gdown raises its own types for quota / permission problems
+            result = gdown.download(url, output=str(part), quiet=not sys.stderr.isatty())
+        except Exception as exc:  # noqa: BLE001 - gdown raises its own types for quota / permission problems
             self._clean(part)
             raise _NextSource(f"gdown failed: {exc}") from None
         if result is None or not part.is_file():
@@ -730,6 +741,6 @@ def default_manager() -> WeightsManager:
 
 
 __all__ = [
-    "WeightsManager", "default_manager", "facepipe_home", "deepface_home", "package_file_path",
-    "iter_weight_files", "MAX_UNPACKED_BYTES",
+    "MAX_UNPACKED_BYTES", "WeightsManager", "deepface_home", "default_manager", "facepipe_home",
+    "iter_weight_files", "package_file_path",
 ]

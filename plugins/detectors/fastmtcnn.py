@@ -376,6 +376,8 @@ def _crop(imgs: Any, i: int, box: np.ndarray, size: int) -> Any:
     height, width = imgs.shape[2:]
     x1, y1, x2, y2 = (int(v) for v in box)
     x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+    if x1 >= 0 and y1 >= 0 and x2 <= width and y2 <= height:
+        return F.interpolate(imgs[i:i + 1, :, y1:y2, x1:x2], size=(size, size), mode="area")
     patch = torch.zeros((1, 3, y2 - y1, x2 - x1), dtype=imgs.dtype, device=imgs.device)
     sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
     if sx2 > sx1 and sy2 > sy1:

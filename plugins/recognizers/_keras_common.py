@@ -35,39 +35,11 @@ from facepipe.types import PluginConfig, Recognizer
 
 Normalization = Literal["base", "raw", "Facenet", "Facenet2018", "VGGFace", "VGGFace2", "ArcFace"]
 
-#: deepface's pre-tuned thresholds (fact sheet §6.1); used only when ``facepipe.thresholds``
-#: is not available.
-_DEEPFACE_THRESHOLDS: dict[str, dict[str, float]] = {
-    "VGG-Face": {"cosine": 0.68, "euclidean": 1.17, "euclidean_l2": 1.17, "angular": 0.39},
-    "Facenet": {"cosine": 0.40, "euclidean": 10.0, "euclidean_l2": 0.80, "angular": 0.33},
-    "Facenet512": {"cosine": 0.30, "euclidean": 23.56, "euclidean_l2": 1.04, "angular": 0.35},
-    "ArcFace": {"cosine": 0.68, "euclidean": 4.15, "euclidean_l2": 1.13, "angular": 0.39},
-    "OpenFace": {"cosine": 0.10, "euclidean": 0.55, "euclidean_l2": 0.55, "angular": 0.11},
-    "DeepFace": {"cosine": 0.23, "euclidean": 64.0, "euclidean_l2": 0.64, "angular": 0.12},
-    "DeepID": {"cosine": 0.015, "euclidean": 45.0, "euclidean_l2": 0.17, "angular": 0.04},
-    "GhostFaceNet": {"cosine": 0.65, "euclidean": 35.71, "euclidean_l2": 1.10, "angular": 0.38},
-}
-_METRICS = ("cosine", "euclidean", "euclidean_l2", "angular")
-
-
 def deepface_thresholds(model_name: str) -> dict[str, float]:
-    """deepface's pre-tuned ``{metric: threshold}`` for ``model_name``.
+    """deepface's pre-tuned ``{metric: threshold}`` for ``model_name`` (fact sheet §6.1)."""
+    from facepipe.thresholds import thresholds_for
 
-    Prefers the project-wide table (``facepipe.thresholds.threshold_for``) when it exists.
-    """
-    try:
-        from facepipe.thresholds import threshold_for  # type: ignore[import-not-found]
-    except ImportError:
-        return dict(_DEEPFACE_THRESHOLDS.get(model_name, {}))
-    out: dict[str, float] = {}
-    for metric in _METRICS:
-        try:
-            value = threshold_for(model_name, metric)
-        except (KeyError, ValueError):
-            continue
-        if value is not None:
-            out[metric] = float(value)
-    return out or dict(_DEEPFACE_THRESHOLDS.get(model_name, {}))
+    return {metric: float(value) for metric, value in thresholds_for(model_name).items()}
 
 
 class KerasRecognizerConfig(PluginConfig):
