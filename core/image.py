@@ -259,10 +259,22 @@ def _from_string(s: str, name: str | None, lim: ImageLimits, allow_urls: bool) -
         return LoadedImage(_decode(data, f"image at URL {_short(s)} ({len(data)} bytes)", lim), label)
     if len(s) <= _MAX_PATH_CHARS and os.path.isfile(s):
         return _from_path(s, name, lim)
-    if _looks_like_base64(s):
+    kind = _base64_kind(s)
+    if kind is not None:
         label = name or "base64 string"
-        data = _decode_base64(s, f"base64 string of {len(s)} chars", lim)
-        return LoadedImage(_decode(data, f"base64 string of {len(s)} chars", lim), label)
+        what = f"base64 string of {len(s)} chars"
+        try:
+            data = _decode_base64(s, what, lim)
+        except ImageDecodeError:
+            if kind == "image":
+                raise
+            # Only "long and made of base64 characters" (a path like /srv/photos/abc/... also
+            # is): report the more likely mistake, naming both readings.
+            raise ImageNotFoundError(
+                f"{_short(s)} is neither an existing file nor valid base64 "
+                f"(relative paths are resolved against {os.getcwd()!r})"
+            ) from None
+        return LoadedImage(_decode(data, what, lim), label)
     return _from_path(s, name, lim)  # raises ImageNotFoundError with the path in the message
 
 
@@ -353,14 +365,17 @@ def _read_file_object(fobj: Any, label: str, lim: ImageLimits) -> bytes:
 _B64_IMAGE_PREFIXES = ("/9j/", "iVBORw0KGgo", "R0lGOD", "UklGR", "Qk", "SUkq", "TU0AK")
 
 
-def _looks_like_base64(s: str) -> bool:
+def _base64_kind(s: str) -> str | None:
+    """``"image"`` if ``s`` starts like the base64 of a supported format, ``"maybe"`` if it is a
+    long string of base64 characters, None if it does not look like base64 at all."""
     head = "".join(s[:4096].split())
     if len(head) < 16:
-        return False
+        return None
     if head.startswith(_B64_IMAGE_PREFIXES) and set(head[:64]) <= _B64_ALPHABET:
-        return True  # starts like the base64 of a supported format: decode it (strictly)
-    # Long strings made only of base64 characters (checked on a prefix; decoding is strict).
-    return len(s) >= _B64_MIN_CHARS and set(head) <= _B64_ALPHABET
+        return "image"
+    if len(s) >= _B64_MIN_CHARS and set(head) <= _B64_ALPHABET:
+        return "maybe"  # decoding is strict, so the rest of the string is checked then
+    return None
 
 
 def _decode_base64(text: str, what: str, lim: ImageLimits) -> bytes:

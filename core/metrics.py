@@ -11,7 +11,10 @@ Every metric computes a full ``(n, m)`` distance matrix with matrix products, ti
 is taken in column chunks and ``a`` in row blocks, sized so that the temporaries of one tile stay
 within ``block_bytes`` (64 MiB by default) whatever ``n``, ``m`` and ``d`` are.  No ``(n, m, d)``
 array is ever built.  The result can be written into a caller's buffer (``out=``, e.g. float32),
-so a 2,000 x 100,000 matrix needs the 0.8 GB of its float32 output and little else.
+so a 2,000 x 100,000 matrix needs the 0.8 GB of its float32 output and little else.  Products are
+computed in float64, or in float32 when the caller asks for a float32 ``out`` (``compute_dtype``
+in :class:`MetricConfig`); the Euclidean metrics recompute near-identical pairs from their
+difference so that cancellation in ``|a|^2 + |b|^2 - 2 a.b`` cannot spoil small distances.
 
 Conventions that differ from deepface (which returns NaN or warns here):
 
@@ -29,8 +32,6 @@ import math
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
-
 from facepipe import hookimpl
 from facepipe.errors import (
     DataTypeError,
@@ -40,6 +41,7 @@ from facepipe.errors import (
 from facepipe.hookspecs import Register
 from facepipe.specs import MetricSpec
 from facepipe.types import Metric, PluginConfig
+from pydantic import Field
 
 
 class InvalidEmbeddingValuesError(InvalidEmbeddingsShapeError):
@@ -118,7 +120,7 @@ def _check_out(out: np.ndarray | None, n: int, m: int) -> np.ndarray:
 
 
 def _squared_norms(x: np.ndarray, what: str, offset: int) -> np.ndarray:
-    sq = np.einsum("ij,ij->i", x, x)
+    sq: np.ndarray = np.einsum("ij,ij->i", x, x)
     finite = np.isfinite(sq)
     if not finite.all():
         row = offset + int(np.flatnonzero(~finite)[0])
@@ -330,9 +332,14 @@ def get_metric(metric: str | Metric) -> Metric:
 def pairwise(a: Any, b: Any, metric: str | Metric = "cosine", *, out: np.ndarray | None = None) -> np.ndarray:
     """``(n, m)`` distances between the rows of ``a`` (n, d) and ``b`` (m, d) with ``metric``."""
     m = get_metric(metric)
+    if isinstance(m, BlockwiseMetric):
+        return m.pairwise(a, b, out=out)
+    result: np.ndarray = m.pairwise(a, b)
     if out is None:
-        return m.pairwise(a, b)
-    return m.pairwise(a, b, out=out)  # type: ignore[call-arg]  # the built-ins accept out=
+        return result
+    # a third-party metric without out= support: copy into the caller's buffer
+    _check_out(out, *result.shape)[...] = result
+    return out
 
 
 def find_distance(a: Any, b: Any, metric: str | Metric = "cosine") -> float | np.ndarray:
@@ -421,8 +428,20 @@ def facepipe_register_metrics(register: Register) -> None:
 
 
 __all__ = [
-    "MetricConfig", "BlockwiseMetric", "CosineMetric", "EuclideanMetric", "EuclideanL2Metric",
-    "AngularMetric", "BUILTIN_METRICS", "InvalidEmbeddingValuesError", "get_metric", "pairwise",
-    "find_distance", "round_distance", "l2_normalize", "minmax_normalize", "MINMAX",
+    "BUILTIN_METRICS",
+    "MINMAX",
+    "AngularMetric",
+    "BlockwiseMetric",
+    "CosineMetric",
+    "EuclideanL2Metric",
+    "EuclideanMetric",
+    "InvalidEmbeddingValuesError",
+    "MetricConfig",
     "facepipe_register_metrics",
+    "find_distance",
+    "get_metric",
+    "l2_normalize",
+    "minmax_normalize",
+    "pairwise",
+    "round_distance",
 ]

@@ -375,6 +375,12 @@ def confidence(distance: float, model: str, metric: str, verified: bool) -> floa
 
 
 __all__ = [
-    "METRICS", "SOURCE", "THRESHOLDS", "CONFIDENCE_PARAMS", "canonical_model_name", "thresholds_for",
-    "threshold_for", "confidence",
+    "CONFIDENCE_PARAMS",
+    "METRICS",
+    "SOURCE",
+    "THRESHOLDS",
+    "canonical_model_name",
+    "confidence",
+    "threshold_for",
+    "thresholds_for",
 ]

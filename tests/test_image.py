@@ -34,6 +34,8 @@ from facepipe.errors import (
     ImageTypeError,
 )
 from facepipe.image import ImageLimits, LoadedImage, is_batch, load_image, load_images, sniff_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 # --------------------------------------------------------------------------------------------
@@ -348,9 +350,8 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
 
 
 def test_text_mode_file_objects(dataset: Path) -> None:
-    with open(dataset / "PAIRS.md", encoding="utf-8") as fh:
-        with pytest.raises(ImageTypeError, match="text mode"):
-            load_image(fh)
+    with open(dataset / "PAIRS.md", encoding="utf-8") as fh, pytest.raises(ImageTypeError, match="text mode"):
+        load_image(fh)
     with pytest.raises(ImageTypeError):
         load_image(io.StringIO("abc"))
 
@@ -363,8 +364,8 @@ def test_text_mode_file_objects(dataset: Path) -> None:
 
 
 def test_closed_file_object(dataset: Path) -> None:
-    fh = open(dataset / "img1.jpg", "rb")
-    fh.close()
+    with open(dataset / "img1.jpg", "rb") as fh:
+        pass
     with pytest.raises(ImageError):
         load_image(fh)
 
@@ -377,6 +378,12 @@ def test_malformed_base64(img1_bytes: bytes) -> None:
         load_image(good[:-1])  # bad padding / length
     with pytest.raises(ImageDecodeError, match="base64 string of"):
         load_image(good)  # valid base64 of the start of a JPEG: truncated image
+
+
+def test_long_missing_path_made_of_base64_characters() -> None:
+    path = "/srv/photos/" + "abcdefgh/" * 8 + "x"
+    with pytest.raises(ImageNotFoundError, match="neither an existing file nor valid base64"):
+        load_image(path)
 
 
 def test_base64_of_non_image() -> None:
@@ -601,7 +608,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         path = self.path
         try:
             if path == "/img1.jpg":
@@ -731,9 +738,6 @@ def test_module_imports_neither_cv2_nor_pillow() -> None:
 # property tests: nothing but ImageError escapes, whatever the input
 # --------------------------------------------------------------------------------------------
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _FUZZ_LIMITS = ImageLimits(max_pixels=2_000_000)  # keeps mutated headers from allocating much
 _MAGICS = [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"GIF89a", b"BM",
@@ -761,18 +765,21 @@ def _check(source: object) -> None:
 _FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 @_FUZZ
 @given(st.binary(max_size=4096))
 def test_fuzz_random_bytes(data: bytes) -> None:
     _check(data)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 @_FUZZ
 @given(st.sampled_from(_MAGICS), st.binary(max_size=2048))
 def test_fuzz_magic_then_random(magic: bytes, tail: bytes) -> None:
     _check(magic + tail)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 @_FUZZ
 @given(st.sampled_from(range(len(_SEEDS))),
        st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8),
@@ -784,6 +791,7 @@ def test_fuzz_mutated_real_files(index: int, edits: list[tuple[int, int]], cut: 
     _check(bytes(data[: max(1, len(data) - cut % 64)]))
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 @_FUZZ
 @given(st.text(max_size=300))
 def test_fuzz_random_strings(text: str) -> None:

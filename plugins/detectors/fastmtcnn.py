@@ -248,7 +248,7 @@ class FastMtcnnDetector(Detector):
             except Exception as exc:  # corrupt file, wrong layout
                 raise WeightsError(f"could not load MTCNN {key} weights from {path}: {exc}; "
                                    "delete the file so that it is fetched again") from exc
-            self._nets[key] = net.to(self._device).eval()
+            self._nets[key] = net.to(self._device, memory_format=torch.channels_last).eval()
         self._lock = threading.Lock()
 
     def _weight_path(self, key: str, wf: WeightFile) -> Path:
@@ -279,20 +279,26 @@ class FastMtcnnDetector(Detector):
         return results
 
     # ---- cascade ---------------------------------------------------------------------------
+    def _to_tensor(self, nhwc: np.ndarray) -> Any:
+        """uint8 NHWC → normalised float NCHW tensor in channels_last layout (the NHWC storage
+        is kept: the CPU conv/pool kernels run about twice as fast on it as on plain NCHW)."""
+        import torch
+
+        x = torch.from_numpy(nhwc).to(self._device).permute(0, 3, 1, 2).float()
+        return (x - 127.5) * 0.0078125
+
     def _cascade(self, batch: np.ndarray) -> list[list[DetectedFace]]:
         import torch
 
         cfg: FastMtcnnConfig = self.config  # type: ignore[assignment]
         n, height, width = batch.shape[:3]
         with torch.inference_mode():
-            imgs = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)
-            imgs = imgs.permute(0, 3, 1, 2).float()
-            idx, boxes, scores = self._stage1(imgs, cfg)
+            idx, boxes, scores = self._stage1(batch, cfg)
             if len(boxes):
-                idx, boxes, scores, _ = self._refine(imgs, idx, boxes, "rnet", 24, cfg.thresholds[1])
+                idx, boxes, scores, _ = self._refine(batch, idx, boxes, "rnet", 24, cfg.thresholds[1])
             points = np.zeros((0, 5, 2))
             if len(boxes):
-                idx, boxes, scores, points = self._refine(imgs, idx, boxes, "onet", 48, cfg.thresholds[2])
+                idx, boxes, scores, points = self._refine(batch, idx, boxes, "onet", 48, cfg.thresholds[2])
 
         out: list[list[DetectedFace]] = [[] for _ in range(n)]
         for k in range(len(boxes)):
@@ -309,16 +315,13 @@ class FastMtcnnDetector(Detector):
             faces.sort(key=lambda f: f.area, reverse=True)
         return out
 
-    def _stage1(self, imgs: Any, cfg: FastMtcnnConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _stage1(self, batch: np.ndarray, cfg: FastMtcnnConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """P-Net over the image pyramid → candidate squares (image index, boxes, scores)."""
-        import torch.nn.functional as F
-
-        height, width = imgs.shape[2:]
+        height, width = batch.shape[1:3]
         all_idx, all_boxes, all_scores, all_reg = [], [], [], []
         for scale in pyramid_scales(height, width, cfg.min_face_size, cfg.factor):
-            size = (int(height * scale + 1), int(width * scale + 1))
-            scaled = (F.interpolate(imgs, size=size, mode="area") - 127.5) * 0.0078125
-            prob, reg = self._nets["pnet"](scaled)
+            size = (int(width * scale + 1), int(height * scale + 1))
+            prob, reg = self._nets["pnet"](self._to_tensor(np.stack([_resize(img, size) for img in batch])))
             mask = prob >= cfg.thresholds[0]
             if not bool(mask.any()):
                 continue
@@ -340,13 +343,12 @@ class FastMtcnnDetector(Detector):
         boxes = _square(_regress(boxes[keep], reg[keep]))
         return idx[keep], boxes, scores[keep]
 
-    def _refine(self, imgs: Any, idx: np.ndarray, boxes: np.ndarray, net: str, size: int,
+    def _refine(self, batch: np.ndarray, idx: np.ndarray, boxes: np.ndarray, net: str, size: int,
                 threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Score candidate crops with R-Net or O-Net, regress, suppress."""
         import torch
 
-        crops = torch.cat([_crop(imgs, int(i), box, size) for i, box in zip(idx, boxes)])
-        crops = (crops - 127.5) * 0.0078125
+        crops = self._to_tensor(np.stack([_crop(batch[int(i)], box, size) for i, box in zip(idx, boxes)]))
         outs = [torch.cat(parts) for parts in zip(*(self._nets[net](crops[s:s + 256])
                                                     for s in range(0, len(crops), 256)))]
         score = outs[0].cpu().numpy().astype(np.float64)
@@ -368,21 +370,28 @@ class FastMtcnnDetector(Detector):
         return idx[keep], boxes[keep], score[keep], points[keep]
 
 
-def _crop(imgs: Any, i: int, box: np.ndarray, size: int) -> Any:
-    """``size`` x ``size`` area-resampled crop of ``box`` from image ``i``, zero outside the image."""
-    import torch
-    import torch.nn.functional as F
+def _crop(img: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """``size`` x ``size`` area-resampled crop of ``box`` from an HWC image, zero outside it."""
+    import cv2
 
-    height, width = imgs.shape[2:]
+    height, width = img.shape[:2]
     x1, y1, x2, y2 = (int(v) for v in box)
     x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
-    if x1 >= 0 and y1 >= 0 and x2 <= width and y2 <= height:
-        return F.interpolate(imgs[i:i + 1, :, y1:y2, x1:x2], size=(size, size), mode="area")
-    patch = torch.zeros((1, 3, y2 - y1, x2 - x1), dtype=imgs.dtype, device=imgs.device)
     sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
-    if sx2 > sx1 and sy2 > sy1:
-        patch[0, :, sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = imgs[i, :, sy1:sy2, sx1:sx2]
-    return F.interpolate(patch, size=(size, size), mode="area")
+    if (sx1, sy1, sx2, sy2) == (x1, y1, x2, y2):
+        patch = img[y1:y2, x1:x2]
+    else:
+        patch = np.zeros((y2 - y1, x2 - x1, img.shape[2]), dtype=img.dtype)
+        if sx2 > sx1 and sy2 > sy1:
+            patch[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = img[sy1:sy2, sx1:sx2]
+    return _resize(patch, (size, size))
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-resample an HWC uint8 image to ``size`` = (width, height)."""
+    import cv2
+
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
 def _to_rgb(img: np.ndarray) -> np.ndarray:
@@ -404,7 +413,7 @@ def facepipe_register_detectors(register):  # type: ignore[no-untyped-def]
         factory="facepipe.plugins.detectors.fastmtcnn:FastMtcnnDetector",
         config=FastMtcnnConfig,
         weights=WEIGHTS,
-        requires=("torch",),
+        requires=("torch", "cv2"),
         extra="fastmtcnn",
         license="MIT (facenet-pytorch weights)",
         description="MTCNN cascade in PyTorch with facenet-pytorch's weights; eyes, nose, mouth corners",

@@ -50,17 +50,20 @@ def build_deepface_classifier(input_shape: tuple[int, int, int] = (*INPUT_SIZE, 
 
     from facepipe.engines.keras_layers import LocallyConnected2D
 
+    # Zero-initialised kernels: the weights always come from a file, and random initialisation
+    # of 138 M parameters would add seconds to every build.
+    init = {"kernel_initializer": "zeros"}
     inputs = keras.Input(shape=input_shape, name="input")
-    x = layers.Conv2D(32, 11, activation="relu", name="C1")(inputs)
+    x = layers.Conv2D(32, 11, activation="relu", name="C1", **init)(inputs)
     x = layers.MaxPooling2D(pool_size=3, strides=2, padding="same", name="M2")(x)
-    x = layers.Conv2D(16, 9, activation="relu", name="C3")(x)
-    x = LocallyConnected2D(16, 9, activation="relu", name="L4")(x)
-    x = LocallyConnected2D(16, 7, strides=2, activation="relu", name="L5")(x)
-    x = LocallyConnected2D(16, 5, activation="relu", name="L6")(x)
+    x = layers.Conv2D(16, 9, activation="relu", name="C3", **init)(x)
+    x = LocallyConnected2D(16, 9, activation="relu", name="L4", **init)(x)
+    x = LocallyConnected2D(16, 7, strides=2, activation="relu", name="L5", **init)(x)
+    x = LocallyConnected2D(16, 5, activation="relu", name="L6", **init)(x)
     x = layers.Flatten(name="F0")(x)
-    x = layers.Dense(4096, activation="relu", name=EMBEDDING_LAYER)(x)
+    x = layers.Dense(4096, activation="relu", name=EMBEDDING_LAYER, **init)(x)
     x = layers.Dropout(0.5, name="D0")(x)
-    outputs = layers.Dense(NUM_IDENTITIES, activation="softmax", name="F8")(x)
+    outputs = layers.Dense(NUM_IDENTITIES, activation="softmax", name="F8", **init)(x)
     return keras.Model(inputs, outputs, name="DeepFace")
 
 
