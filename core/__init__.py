@@ -19,12 +19,13 @@ from facepipe.specs import (
     RecognizerSpec,
     WeightFile,
 )
-from facepipe.registry import PluginRegistry, default_registry
 
 __version__ = "0.1.0"
 
 # Heavier public names are resolved on first access (PEP 562) so the import stays fast.
 _LAZY = {
+    "PluginRegistry": ("facepipe.registry", "PluginRegistry"),
+    "default_registry": ("facepipe.registry", "default_registry"),
     "Pipeline": ("facepipe.pipeline", "Pipeline"),
     "PipelineConfig": ("facepipe.config", "PipelineConfig"),
     "load_image": ("facepipe.image", "load_image"),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from facepipe.types import PluginConfig
+if TYPE_CHECKING:  # keep this module free of pydantic/numpy: `import facepipe` must stay fast
+    from facepipe.types import PluginConfig
 
 PluginKind = Literal["detector", "recognizer", "analyzer", "metric"]
 KINDS: tuple[PluginKind, ...] = ("detector", "recognizer", "analyzer", "metric")
@@ -58,7 +59,7 @@ class PluginSpec:
     kind: PluginKind
     name: str
     factory: str
-    config: type[PluginConfig] = PluginConfig
+    config: "type[PluginConfig]" = None  # type: ignore[assignment]  # None → an empty PluginConfig
     aliases: tuple[str, ...] = ()
     description: str = ""
     weights: tuple[WeightFile, ...] = ()
@@ -68,6 +69,12 @@ class PluginSpec:
     # Filled in by the registry:
     distribution: str | None = field(default=None, compare=False)
     version: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.config is None:
+            from facepipe.types import PluginConfig
+
+            object.__setattr__(self, "config", PluginConfig)
 
     @property
     def install_hint(self) -> str:

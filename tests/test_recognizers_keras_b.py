@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -40,26 +41,16 @@ DEEPFACE_THRESHOLDS = {  # fact sheet §6.1
 
 
 # ------------------------------------------------------------------------------------- helpers
-@pytest.fixture(scope="module")
-def manifests(parity_dir: Path) -> Path:
-    path = parity_dir.parent / "weights-manifest"
-    if not path.is_dir():
-        pytest.skip(f"weights manifests not found at {path}")
-    return path
-
-
-_MANIFESTS: dict[str, dict] = {}
+MANIFESTS = Path(os.environ.get("FACEPIPE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / (
+    "reference/weights-manifest"
+)
 
 
 def manifest(model: str) -> dict:
-    return _MANIFESTS[model]
-
-
-@pytest.fixture(autouse=True)
-def _load_manifests(manifests: Path) -> None:
-    for model in ("VGG-Face", "Age", "Gender", "Race", "DeepFace", "GhostFaceNet"):
-        if model not in _MANIFESTS:
-            _MANIFESTS[model] = json.loads((manifests / f"{model}.json").read_text())
+    path = MANIFESTS / f"{model}.json"
+    if not path.is_file():
+        pytest.skip(f"weights manifest not found at {path}")
+    return json.loads(path.read_text())
 
 
 def manifest_signature(model: str) -> list[tuple[str, list[list[int]]]]:
