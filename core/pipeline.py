@@ -7,6 +7,7 @@ chunks of ``batch_size``.  Plugins are built once per pipeline, on first use, un
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -248,10 +249,10 @@ class Pipeline:
                 )
             empty = {"x": None, "y": None, "w": None, "h": None, "left_eye": None, "right_eye": None}
             return vector, [empty]
-        if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) or isinstance(v, list)
-                                                              for v in value):
+        if isinstance(value, (list, tuple)):
             raise ImageTypeError(
-                f"{which}: when passing an embedding as a list, ensure that all its items are of type float"
+                f"{which}: when passing an embedding as a list, ensure that all its items are of type float "
+                "(to compare many images, use verify_many)"
             )
         faces = self.faces([value], **options)[0]
         return self.embed_faces(faces), [f.area.to_dict() for f in faces]
@@ -279,6 +280,47 @@ class Pipeline:
             distances=distances, best_pair=(int(i), int(j)),
         )
 
+    def verify_many(self, imgs1: Sequence[Any], imgs2: Sequence[Any], *, threshold: float | None = None,
+                    **options: Any) -> "VerifyMatrix":
+        """Compare every image of ``imgs1`` with every image of ``imgs2`` (images or embeddings).
+
+        Each image pair's distance is the smallest over their faces.  All faces are detected and
+        embedded in batches; the result holds the whole matrix.
+        """
+        sides = []
+        for which, items in (("imgs1", imgs1), ("imgs2", imgs2)):
+            vectors, owners = [], []
+            images = [(k, v) for k, v in enumerate(items) if not is_embedding(v)]
+            per_image = self.faces([v for _, v in images], **options) if images else []
+            flat = [f for faces in per_image for f in faces]
+            embedded = self.embed_faces(flat)
+            for face, vector in zip(flat, embedded):
+                vectors.append(vector)
+                owners.append(images[face.image_index][0])
+            for k, v in enumerate(items):
+                if is_embedding(v):
+                    vectors.append(self._side(v, f"{which}[{k}]")[0][0])
+                    owners.append(k)
+            size = self.recognizer.embedding_size
+            sides.append((np.asarray(vectors, dtype=np.float32).reshape(-1, size), np.asarray(owners, dtype=int)))
+        (a, owner_a), (b, owner_b) = sides
+        face_distances = self.metric.pairwise(a, b) if len(a) and len(b) else np.zeros((len(a), len(b)))
+        matrix = np.full((len(imgs1), len(imgs2)), np.inf)
+        for i in range(len(a)):
+            np.minimum.at(matrix[owner_a[i]], owner_b, face_distances[i])
+        limit = self.threshold(threshold)
+        return VerifyMatrix(distances=matrix, verified=matrix <= limit, threshold=limit,
+                            model=self.model_name, similarity_metric=self.metric_name)
+
+    def find(self, img: ImageInput, db_path: str | Path, **options: Any) -> Any:
+        """Search a folder of photos for the faces of ``img``: one result per query face.
+
+        See :func:`facepipe.find.find` for the options (threshold, k, similarity_search, refresh, ...).
+        """
+        from facepipe.find import find
+
+        return find(self, img, db_path, **options)
+
     def analyze(self, img: ImageInput | Sequence[ImageInput], actions: Sequence[str] | str | None = None,
                 **options: Any) -> list[Analysis] | list[list[Analysis]]:
         """Attributes (age, gender, emotion, race, ...) of every face, one model call per action."""
@@ -301,6 +343,17 @@ class Pipeline:
         for face, attrs in zip(flat, attributes):
             out[face.image_index].append(Analysis(face, attrs))
         return out if batch else out[0]
+
+
+@dataclass(frozen=True)
+class VerifyMatrix:
+    """Many-to-many verification: distances between every pair of images (inf: no face)."""
+
+    distances: np.ndarray
+    verified: np.ndarray
+    threshold: float
+    model: str
+    similarity_metric: str
 
 
 def _as_batch(img: Any) -> tuple[list[Any], bool]:

@@ -20,8 +20,8 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from facepipe.registry import PluginRegistry  # noqa: E402
-from facepipe.weights import WeightsManager, package_file_path  # noqa: E402
+from facepipe.registry import PluginRegistry
+from facepipe.weights import WeightsManager, package_file_path
 
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 

@@ -16,19 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from facepipe.weights import WeightsManager
 
 pytest.importorskip("keras")
 pytest.importorskip("h5py")
 cv2 = pytest.importorskip("cv2")
 
-from facepipe.errors import OfflineError, WeightsError  # noqa: E402
-from facepipe.plugins.analyzers import _common  # noqa: E402
-from facepipe.plugins.analyzers.age import AgeAnalyzer  # noqa: E402
-from facepipe.plugins.analyzers.emotion import EmotionAnalyzer, EmotionConfig, to_gray48  # noqa: E402
-from facepipe.plugins.analyzers.gender import GenderAnalyzer  # noqa: E402
-from facepipe.plugins.analyzers.race import RaceAnalyzer  # noqa: E402
+from facepipe.errors import OfflineError, WeightsError
+from facepipe.plugins.analyzers import _common
+from facepipe.plugins.analyzers.age import AgeAnalyzer
+from facepipe.plugins.analyzers.emotion import EmotionAnalyzer, EmotionConfig, to_gray48
+from facepipe.plugins.analyzers.gender import GenderAnalyzer
+from facepipe.plugins.analyzers.race import RaceAnalyzer
 
 MODULES = ("age", "gender", "race", "emotion", "age_gender_onnx", "fer_emotion")
 ANALYZERS = {"Age": AgeAnalyzer, "Gender": GenderAnalyzer, "Race": RaceAnalyzer, "Emotion": EmotionAnalyzer}
@@ -207,8 +206,9 @@ def test_result_formatting_helpers():
 
 
 def test_specs_match_deepface_manifests():
-    from facepipe.registry import PluginRegistry
     import importlib
+
+    from facepipe.registry import PluginRegistry
 
     registry = PluginRegistry(autoload=False)
     for name in MODULES:

@@ -193,6 +193,7 @@ def _as_deepface(f: DetectedFace, width: int, height: int) -> dict:
             "left_eye": point(f.left_eye), "right_eye": point(f.right_eye)}
 
 
+@pytest.mark.slow  # 65 photos up to 2500 px: ~20 s on an idle core
 def test_opencv_parity_with_deepface_all_photos(load, parity_dir):
     """Same cascades, same parameters: boxes, eyes and scores equal deepface's on all 65 photos."""
     refs = _parity(parity_dir, "opencv")

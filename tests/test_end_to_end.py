@@ -89,3 +89,14 @@ def test_cli_reports_bad_input_as_an_error_not_a_traceback(tmp_path: Path) -> No
     out = _cli("verify", str(tmp_path / "missing.jpg"), str(tmp_path / "also-missing.jpg"))
     assert out.returncode == 2
     assert "facepipe: error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_verify_many_returns_the_whole_matrix(opencv_dlib: Pipeline, dataset: Path) -> None:
+    left = [dataset / "img1.jpg", dataset / "img3.jpg"]
+    right = [dataset / "img2.jpg", dataset / "img12.jpg", dataset / "img2.jpg"]
+    result = opencv_dlib.verify_many(left, right)
+    assert result.distances.shape == (2, 3)
+    # img1/img2: Angelina; img3/img12: Jennifer (PAIRS.md)
+    assert result.verified.tolist() == [[True, False, True], [False, True, False]]
+    single = opencv_dlib.verify(dataset / "img3.jpg", dataset / "img12.jpg")
+    assert result.distances[1, 1] == pytest.approx(single.distance, abs=1e-6)

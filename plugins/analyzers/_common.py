@@ -9,10 +9,10 @@ Nothing here imports an ML runtime.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-
 from facepipe.errors import FacepipeError
 
 

@@ -16,16 +16,16 @@ Subclasses set ``action``, ``weight_file``, ``manifest_name``, ``labels`` and im
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, field_validator
-
 from facepipe.plugins.analyzers._common import chunks
 from facepipe.plugins.recognizers._keras_common import KerasModelMixin
 from facepipe.specs import WeightFile
 from facepipe.types import Analyzer, PluginConfig
+from pydantic import Field, field_validator
 
 #: deepface's release mirrors of its weight files (GitHub release first, Hugging Face second)
 DEEPFACE_URLS = (

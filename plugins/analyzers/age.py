@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from facepipe import hookimpl
 from facepipe.plugins.analyzers._common import expected_values
 from facepipe.plugins.analyzers._keras_analyzer import (

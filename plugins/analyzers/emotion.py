@@ -14,10 +14,10 @@ to sum to 100, labels in deepface's order.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-
 from facepipe import hookimpl
 from facepipe.plugins.analyzers._common import labelled_results
 from facepipe.plugins.analyzers._keras_analyzer import (

@@ -18,17 +18,17 @@ Result: ``{"emotion": {label: percent}, "dominant_emotion": label}`` (renormalis
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, field_validator
-
 from facepipe import hookimpl
 from facepipe.plugins.analyzers._common import chunks, labelled_results
 from facepipe.plugins.recognizers._keras_common import KerasModelMixin
 from facepipe.specs import AnalyzerSpec, PackageFile, WeightFile
 from facepipe.types import Analyzer, PluginConfig
+from pydantic import Field, field_validator
 
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
@@ -94,7 +94,6 @@ class FerEmotionAnalyzer(KerasModelMixin, Analyzer):
     def build_model(self) -> Any:
         # The file is a whole model (architecture + weights); Keras 3 reads legacy HDF5 models.
         import keras
-
         from facepipe.errors import WeightsError
 
         path = self.resolve_weights_path()

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from facepipe import hookimpl
 from facepipe.plugins.analyzers._common import labelled_results
 from facepipe.plugins.analyzers._keras_analyzer import (
