@@ -151,6 +151,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from facepipe.service import serve
+
+    serve(args.config, host=args.host, port=args.port, token=args.token)
+    return 0
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    results = _pipeline(args).find(args.img, args.db_path, threshold=args.threshold, k=args.k)
+    _print_json([list(r.rows) for r in results])
+    return 0
+
+
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="pipeline config file (.yaml, .yml, .json, .toml)")
     p.add_argument("--detector", help="detector plugin name (overrides the config)")
@@ -205,6 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actions", help="comma-separated, e.g. age,gender")
     _add_pipeline_options(p)
     p.set_defaults(func=cmd_analyze)
+    p = sub.add_parser("find", help="search a folder of photos for the faces in an image (JSON)")
+    p.add_argument("img")
+    p.add_argument("db_path")
+    p.add_argument("--threshold", type=float)
+    p.add_argument("-k", type=int, help="keep the k closest matches per face")
+    _add_pipeline_options(p)
+    p.set_defaults(func=cmd_find)
+
+    p = sub.add_parser("serve", help="run the REST service (needs facepipe[service])")
+    p.add_argument("--config", help="pipeline config file")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5005)
+    p.add_argument("--token", help="bearer token (or FACEPIPE_API_TOKEN); required off loopback")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -177,8 +177,6 @@ def result_arrays(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
     xywh, conf = _numpy(boxes.xywh), _numpy(boxes.conf)
     kps = getattr(result, "keypoints", None)
     data = None if kps is None else _numpy(getattr(kps, "data", None))
-    if data is not None and data.size == 0 and len(xywh):
-        data = None
     return xywh.reshape(-1, 4), conf.reshape(-1), data
 
 
