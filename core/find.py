@@ -35,6 +35,7 @@ import stat
 import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
@@ -363,6 +364,7 @@ class FaceIndex:
         self._store: IndexStore | None = None
         self._snapshot: _Snapshot | None = None
         self._mutex = threading.RLock()
+        self._pid = os.getpid()
 
     @classmethod
     def open(cls, db_path: str | os.PathLike[str], pipeline: Pipeline, **options: Any) -> "FaceIndex":
@@ -411,6 +413,8 @@ class FaceIndex:
     # --------------------------------------------------------------------------- store access
     def _open_store(self, *, create: bool) -> IndexStore:
         """The current store (reopened when another process replaced the file)."""
+        if self._pid != os.getpid():  # a forked child must not use the parent's connection
+            self._store, self._snapshot, self._pid = None, None, os.getpid()
         if self._store is not None and self._store.is_current():
             return self._store
         if self._store is not None:
@@ -745,6 +749,32 @@ def _load(store: IndexStore, key: tuple[Any, ...]) -> _Snapshot:
 
 
 # ----------------------------------------------------------------------------------- find
+_CACHE_SIZE = 8
+_cache_lock = threading.Lock()
+
+
+def _cached_index(pipeline: Pipeline, db_path: str | os.PathLike[str], index_dir: Any,
+                  options: dict[str, Any]) -> FaceIndex:
+    """The pipeline's open FaceIndex for this folder and these options (a few are kept per pipeline,
+    so repeated queries reuse the loaded embeddings while the index's generation is unchanged)."""
+    root = _check_folder(db_path)
+    key = (os.path.realpath(root), None if index_dir is None else os.path.realpath(os.fspath(index_dir)),
+           tuple(sorted(options.items())))
+    with _cache_lock:
+        cache: OrderedDict[Any, FaceIndex] | None = pipeline.__dict__.get("_find_indexes")
+        if cache is None:
+            cache = pipeline.__dict__.setdefault("_find_indexes", OrderedDict())
+        index = cache.get(key)
+        if index is not None and index.root == root:
+            cache.move_to_end(key)
+            return index
+        index = FaceIndex(root, pipeline, index_dir=index_dir, **options)
+        cache[key] = index
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)[1].close()
+        return index
+
+
 def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, threshold: float | None = None,
          k: int | None = None, similarity_search: bool = False, refresh: bool = True,
          progress: ProgressArg = None, index_dir: str | os.PathLike[str] | None = None,
@@ -766,16 +796,16 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
     if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
         raise ConfigError(f"k must be a positive integer or None, got {k!r}")
     index_options = {key: face_options[key] for key in ("align", "expand_percentage") if key in face_options}
-    with FaceIndex.open(db_path, pipeline, index_dir=index_dir, **index_options) as index:
-        if refresh or not index.exists:
-            index.refresh(progress=progress)
-        snap = index._snap()
-        if snap.n_files == 0:
-            raise EmptyDatasourceError(
-                f"No item found in {os.fspath(db_path)!r}: it holds no JPEG or PNG photo (sub-folders included)")
-        faces = pipeline.faces([img], **face_options)[0]
-        vectors = pipeline.embed_faces(faces)
-        matrix = index.distances(vectors) if len(faces) else np.zeros((0, len(snap.records)))
+    index = _cached_index(pipeline, db_path, index_dir, index_options)
+    if refresh or not index.exists:
+        index.refresh(progress=progress)
+    snap = index._snap()
+    if snap.n_files == 0:
+        raise EmptyDatasourceError(
+            f"No item found in {os.fspath(db_path)!r}: it holds no JPEG or PNG photo (sub-folders included)")
+    faces = pipeline.faces([img], **face_options)[0]
+    vectors = pipeline.embed_faces(faces)
+    matrix = index.distances(vectors) if len(faces) else np.zeros((0, len(snap.records)))
     limit = pipeline.threshold(threshold)
     model, metric = pipeline.model_name, pipeline.metric_name
     matrix = np.round(matrix, 6)

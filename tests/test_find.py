@@ -363,11 +363,11 @@ def test_interrupted_refresh_keeps_its_progress(small_db: Path, tmp_path: Path, 
     def failing(items: Any) -> np.ndarray:
         calls["n"] += 1
         if calls["n"] == 2:
-            raise KeyboardInterrupt
+            raise RuntimeError("interrupted")
         return real(items)
 
     monkeypatch.setattr(pipeline, "embed_faces", failing)
-    with pytest.raises(KeyboardInterrupt), FaceIndex.open(db, pipeline, chunk_files=1) as index:
+    with pytest.raises(RuntimeError, match="interrupted"), FaceIndex.open(db, pipeline, chunk_files=1) as index:
         index.refresh(progress=False)
     monkeypatch.setattr(pipeline, "embed_faces", real)
     seen: list[tuple[int, int]] = []
@@ -529,17 +529,17 @@ class TinyConfig(PluginConfig):
 
 
 class TinyRecognizer(Recognizer):
-    """A test recognizer: the 4x4 colour thumbnail of the crop (48-d).  Fast enough for 1,000 faces."""
+    """A test recognizer: the 8x8 colour thumbnail of the crop (192-d).  Fast enough for 1,000 faces."""
 
     config_class = TinyConfig
-    input_size = (4, 4)
-    embedding_size = 48
+    input_size = (8, 8)
+    embedding_size = 192
     thresholds = {"cosine": 0.001}
 
     def preprocess(self, faces: Any) -> np.ndarray:
         import cv2
 
-        return np.stack([cv2.resize(f, (4, 4), interpolation=cv2.INTER_AREA) for f in faces]).astype(np.float32)
+        return np.stack([cv2.resize(f, (8, 8), interpolation=cv2.INTER_AREA) for f in faces]).astype(np.float32)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         return batch.reshape(len(batch), -1) / 255.0

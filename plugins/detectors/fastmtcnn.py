@@ -17,7 +17,6 @@ Differences from facenet-pytorch worth knowing:
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -54,6 +53,8 @@ _CELL = 12
 _STRIDE = 2
 # Per-scale and cross-scale NMS IoU thresholds of the original cascade.
 _NMS_SCALE, _NMS_STAGE = 0.5, 0.7
+# Pixel budget of one batched cascade run (same-size images are stacked up to this many pixels).
+_BATCH_PIXELS = 8_000_000
 
 
 class FastMtcnnConfig(PluginConfig):
@@ -211,7 +212,7 @@ def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -
     """Scales at which a 12-pixel P-Net window matches faces from ``min_face_size`` upwards."""
     base = _CELL / min_face_size
     side = min(height, width) * base
-    scales = []
+    scales: list[float] = []
     while side >= _CELL:
         scales.append(base * factor ** len(scales))
         side *= factor
@@ -252,7 +253,6 @@ class FastMtcnnDetector(Detector):
                 raise WeightsError(f"could not load MTCNN {key} weights from {path}: {exc}; "
                                    "delete the file so that it is fetched again") from exc
             self._nets[key] = net.to(self._device, memory_format=torch.channels_last).eval()
-        self._lock = threading.Lock()
 
     def _weight_path(self, key: str, wf: WeightFile) -> Path:
         cfg: FastMtcnnConfig = self.config  # type: ignore[assignment]
@@ -272,8 +272,9 @@ class FastMtcnnDetector(Detector):
         groups: dict[tuple[int, int], list[int]] = {}
         for i, rgb in enumerate(rgbs):
             groups.setdefault(rgb.shape[:2], []).append(i)
-        bs = self.config.batch_size  # type: ignore[attr-defined]
-        for indices in groups.values():
+        for (height, width), indices in groups.items():
+            # P-Net's first feature maps are ~10x the image in floats: bound the pixels per call
+            bs = max(1, min(self.config.batch_size, _BATCH_PIXELS // (height * width)))  # type: ignore[attr-defined]
             for start in range(0, len(indices), bs):
                 chunk = indices[start:start + bs]
                 batch = np.stack([rgbs[i] for i in chunk])
@@ -358,25 +359,22 @@ class FastMtcnnDetector(Detector):
         reg = outs[1].cpu().numpy().astype(np.float64)
         passed = score > threshold
         idx, boxes, score, reg = idx[passed], boxes[passed], score[passed], reg[passed]
-        points = np.zeros((len(boxes), 5, 2))
-        if net == "onet":
-            lm = outs[2].cpu().numpy().astype(np.float64)[passed]
-            w = (boxes[:, 2] - boxes[:, 0])[:, None]
-            h = (boxes[:, 3] - boxes[:, 1])[:, None]
-            points = np.stack([boxes[:, :1] + w * lm[:, :5], boxes[:, 1:2] + h * lm[:, 5:]], axis=2)
-            boxes = _regress(boxes, reg)
-            keep = nms_per_image(idx, boxes, score, _NMS_STAGE, mode="min")
-        else:
+        if net == "rnet":
             keep = nms_per_image(idx, boxes, score, _NMS_STAGE)
             boxes = _square(_regress(boxes[keep], reg[keep]))
-            return idx[keep], boxes, score[keep], points[keep]
+            return idx[keep], boxes, score[keep], np.zeros((len(keep), 5, 2))
+        # O-Net: landmarks are fractions of the (pre-regression) crop; last NMS uses min-overlap
+        lm = outs[2].cpu().numpy().astype(np.float64)[passed]
+        w = (boxes[:, 2] - boxes[:, 0])[:, None]
+        h = (boxes[:, 3] - boxes[:, 1])[:, None]
+        points = np.stack([boxes[:, :1] + w * lm[:, :5], boxes[:, 1:2] + h * lm[:, 5:]], axis=2)
+        boxes = _regress(boxes, reg)
+        keep = nms_per_image(idx, boxes, score, _NMS_STAGE, mode="min")
         return idx[keep], boxes[keep], score[keep], points[keep]
 
 
 def _crop(img: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """``size`` x ``size`` area-resampled crop of ``box`` from an HWC image, zero outside it."""
-    import cv2
-
     height, width = img.shape[:2]
     x1, y1, x2, y2 = (int(v) for v in box)
     x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator

@@ -25,7 +25,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, create_model, field_validator
@@ -109,11 +110,12 @@ class YoloConfig(PluginConfig):
 
 def config_for(variant: str) -> type[YoloConfig]:
     """The config class of one plugin name: :class:`YoloConfig` with ``variant`` fixed."""
-    cls = create_model(  # type: ignore[call-overload]
+    fixed: Any = Literal[variant]  # a one-value Literal built at run time
+    cls = create_model(
         f"YoloConfig_{variant}",
         __base__=YoloConfig,
         __module__=__name__,
-        variant=(Literal[variant], Field(variant, description="the model (fixed by the plugin name)")),
+        variant=(fixed, Field(variant, description="the model (fixed by the plugin name)")),
     )
     cls.__doc__ = f"Options of the {variant} face detector (deepface defaults)."
     return cls
@@ -159,10 +161,8 @@ def faces_from_arrays(xywh: np.ndarray, conf: np.ndarray, keypoints: np.ndarray 
     return faces
 
 
-def _numpy(value: Any) -> np.ndarray | None:
-    """A torch tensor / numpy array / None -> numpy (or None)."""
-    if value is None:
-        return None
+def _numpy(value: Any) -> np.ndarray:
+    """A torch tensor or array-like -> numpy."""
     for step in ("detach", "cpu", "numpy"):
         if hasattr(value, step) and not isinstance(value, np.ndarray):
             value = getattr(value, step)()
@@ -176,8 +176,8 @@ def result_arrays(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
         return np.zeros((0, 4)), np.zeros(0), None
     xywh, conf = _numpy(boxes.xywh), _numpy(boxes.conf)
     kps = getattr(result, "keypoints", None)
-    data = None if kps is None else _numpy(getattr(kps, "data", None))
-    return xywh.reshape(-1, 4), conf.reshape(-1), data
+    data = getattr(kps, "data", None) if kps is not None else None
+    return xywh.reshape(-1, 4), conf.reshape(-1), None if data is None else _numpy(data)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
