@@ -151,6 +151,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from facepipe.calibrate import calibrate
+
+    result = calibrate(_pipeline(args), args.pairs, target_far=args.far)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(f"threshold {result.threshold:.6f} for FAR <= {result.target_far:g} "
+              f"({result.model}, {result.metric}; {result.pairs} pairs, {result.same_pairs} same-person)\n"
+              f"  on these pairs: FAR {result.far:.3f}, FRR {result.frr:.3f}, accuracy {result.accuracy:.3f}\n"
+              f"  default threshold {result.default_threshold:g}: accuracy {result.default_accuracy:.3f}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from facepipe.service import serve
 
@@ -225,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help="keep the k closest matches per face")
     _add_pipeline_options(p)
     p.set_defaults(func=cmd_find)
+
+    p = sub.add_parser("calibrate", help="choose a threshold for a target false-accept rate from labelled pairs")
+    p.add_argument("pairs", help="CSV with file_x,file_y,Decision (Yes/No), paths relative to the CSV")
+    p.add_argument("--far", type=float, default=0.01, help="target false-accept rate (default 0.01)")
+    p.add_argument("--json", action="store_true")
+    _add_pipeline_options(p)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("serve", help="run the REST service (needs facepipe[service])")
     p.add_argument("--config", help="pipeline config file")

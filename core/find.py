@@ -162,13 +162,27 @@ class FindResult:
         return pd.DataFrame(self.to_dicts(), columns=list(COLUMNS))
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Snapshot:
+    """What was loaded from one generation of the index (aligned columns)."""
+
     key: tuple[Any, ...]
-    records: list[FaceRecord]
+    identities: list[str]
+    faces: list[FaceRow]
     embeddings: np.ndarray
     n_files: int
     unsearchable: dict[str, str]
+    _records: list[FaceRecord] | None = None
+
+    def record(self, i: int) -> FaceRecord:
+        f = self.faces[i]
+        return FaceRecord(self.identities[i], f.sha256, f.face_index, f.x, f.y, f.w, f.h, f.confidence)
+
+    @property
+    def records(self) -> list[FaceRecord]:
+        if self._records is None:
+            self._records = [self.record(i) for i in range(len(self.faces))]
+        return self._records
 
 
 @dataclass
@@ -678,7 +692,7 @@ class FaceIndex:
             raise DimensionMismatchError(
                 f"query embeddings have shape {queries.shape}, the index holds {self.dim}-d embeddings "
                 f"of {self.pipeline.model_name}")
-        if not snap.records:
+        if not snap.faces:
             return np.zeros((queries.shape[0], 0), dtype=np.float64)
         return np.asarray(self.pipeline.metric.pairwise(queries, snap.embeddings), dtype=np.float64)
 
@@ -727,7 +741,7 @@ def _load(store: IndexStore, key: tuple[Any, ...]) -> _Snapshot:
     by_content: dict[str, list[int]] = {}
     for i, face in enumerate(face_rows):
         by_content.setdefault(face.sha256, []).append(i)
-    records: list[FaceRecord] = []
+    identities: list[str] = []
     take: list[int] = []
     unsearchable: dict[str, str] = {}
     for rel in sorted(files):
@@ -735,17 +749,15 @@ def _load(store: IndexStore, key: tuple[Any, ...]) -> _Snapshot:
         content = contents.get(sha)
         if content is None:
             raise IndexCorruptError(f"{store.path}: the content of {rel!r} is missing")
-        positions = by_content.get(sha, [])
+        positions = by_content.get(sha, ())
         if len(positions) != content.n_faces or (content.status == "ok") != bool(positions):
             raise IndexCorruptError(f"{store.path}: the faces of {rel!r} are incomplete")
         if not positions:
             unsearchable[rel] = content.status
-        for i in positions:
-            face = face_rows[i]
-            records.append(FaceRecord(rel, sha, face.face_index, face.x, face.y, face.w, face.h, face.confidence))
-            take.append(i)
+        identities.extend([rel] * len(positions))
+        take.extend(positions)
     embeddings = matrix[np.asarray(take, dtype=np.intp)] if take else np.zeros((0, store.dim), np.float32)
-    return _Snapshot(key, records, embeddings, len(files), unsearchable)
+    return _Snapshot(key, identities, [face_rows[i] for i in take], embeddings, len(files), unsearchable)
 
 
 # ----------------------------------------------------------------------------------- find
@@ -805,7 +817,7 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
             f"No item found in {os.fspath(db_path)!r}: it holds no JPEG or PNG photo (sub-folders included)")
     faces = pipeline.faces([img], **face_options)[0]
     vectors = pipeline.embed_faces(faces)
-    matrix = index.distances(vectors) if len(faces) else np.zeros((0, len(snap.records)))
+    matrix = index.distances(vectors) if len(faces) else np.zeros((0, len(snap.faces)))
     limit = pipeline.threshold(threshold)
     model, metric = pipeline.model_name, pipeline.metric_name
     matrix = np.round(matrix, 6)
@@ -818,7 +830,7 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
             order = order[:k]
         rows = []
         for i in order:
-            rec, distance = snap.records[int(i)], float(row[i])
+            rec, distance = snap.record(int(i)), float(row[i])
             rows.append({
                 "identity": rec.path(db_path), "hash": rec.sha256,
                 "target_x": rec.x, "target_y": rec.y, "target_w": rec.w, "target_h": rec.h,

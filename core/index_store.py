@@ -32,13 +32,11 @@ import json
 import logging
 import os
 import sqlite3
-import struct
 import threading
 import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -78,8 +76,7 @@ CONTENT_STATUSES = ("ok", "noface", "error")
 
 
 # ----------------------------------------------------------------------------------- row types
-@dataclass(frozen=True)
-class FileRow:
+class FileRow(NamedTuple):
     """An indexed file: where it is (relative path), its stat data and its content hash."""
 
     relpath: str
@@ -89,8 +86,7 @@ class FileRow:
     hashed_at_ns: int
 
 
-@dataclass(frozen=True)
-class FaceRow:
+class FaceRow(NamedTuple):
     """One stored face (its embedding is returned separately, as a row of a matrix)."""
 
     sha256: str
@@ -102,8 +98,7 @@ class FaceRow:
     confidence: float
 
 
-@dataclass(frozen=True)
-class ContentRow:
+class ContentRow(NamedTuple):
     """The outcome of running one file content through the pipeline."""
 
     sha256: str
@@ -112,26 +107,20 @@ class ContentRow:
     message: str = ""
 
 
-def _crc(*parts: Any) -> int:
-    """CRC-32 of a row's values (bytes are taken as is, everything else by its repr)."""
-    crc = 0
-    for part in parts:
-        data = part if isinstance(part, bytes) else repr(part).encode("utf-8")
-        crc = zlib.crc32(struct.pack("<I", len(data)) + data, crc)
-    return crc
-
-
+# One CRC-32 per row over a canonical text of its values (and the raw embedding bytes): cheap
+# enough to check on every load (~1 us a row), and it catches damage SQLite cannot see.
 def file_crc(relpath: str, size: int, mtime_ns: int, sha256: str, hashed_at_ns: int) -> int:
-    return _crc("file", relpath, int(size), int(mtime_ns), sha256, int(hashed_at_ns))
+    return zlib.crc32(f"file|{relpath}|{size:d}|{mtime_ns:d}|{sha256}|{hashed_at_ns:d}".encode())
 
 
 def content_crc(sha256: str, status: str, n_faces: int, message: str) -> int:
-    return _crc("content", sha256, status, int(n_faces), message)
+    return zlib.crc32(f"content|{sha256}|{status}|{n_faces:d}|{message}".encode())
 
 
 def face_crc(sha256: str, face_index: int, x: int, y: int, w: int, h: int, confidence: float,
              embedding: bytes) -> int:
-    return _crc("face", sha256, int(face_index), int(x), int(y), int(w), int(h), float(confidence), embedding)
+    head = f"face|{sha256}|{face_index:d}|{x:d}|{y:d}|{w:d}|{h:d}|{float(confidence)!r}".encode()
+    return zlib.crc32(embedding, zlib.crc32(head))
 
 
 # ----------------------------------------------------------------------------------- locking
@@ -285,26 +274,36 @@ class IndexStore:
 
     def files(self) -> dict[str, FileRow]:
         """Every indexed file by relative path (CRC-checked)."""
-        out: dict[str, FileRow] = {}
         with self._lock, self._errors():
             rows = self._conn.execute(
                 "SELECT relpath, size, mtime_ns, sha256, hashed_at_ns, crc FROM files").fetchall()
-        for relpath, size, mtime_ns, sha, hashed_at, crc in rows:
-            if file_crc(relpath, size, mtime_ns, sha, hashed_at) != crc or relpath in out:
-                raise IndexCorruptError(f"{self.path}: the record of {relpath!r} is damaged")
-            out[relpath] = FileRow(relpath, size, mtime_ns, sha, hashed_at)
+        out: dict[str, FileRow] = {}
+        try:
+            for relpath, size, mtime_ns, sha, hashed_at, crc in rows:
+                if file_crc(relpath, size, mtime_ns, sha, hashed_at) != crc or relpath in out:
+                    raise IndexCorruptError(f"{self.path}: the record of {relpath!r} is damaged")
+                out[relpath] = FileRow(relpath, size, mtime_ns, sha, hashed_at)
+        except (TypeError, ValueError) as exc:  # a value of the wrong type in a damaged row
+            if isinstance(exc, IndexCorruptError):
+                raise
+            raise IndexCorruptError(f"{self.path}: a file record is damaged ({exc})") from None
         return out
 
     def contents(self) -> dict[str, ContentRow]:
         """Every processed content by sha256 (CRC-checked)."""
-        out: dict[str, ContentRow] = {}
         with self._lock, self._errors():
             rows = self._conn.execute("SELECT sha256, status, n_faces, message, crc FROM contents").fetchall()
-        for sha, status, n_faces, message, crc in rows:
-            if (content_crc(sha, status, n_faces, message) != crc or status not in CONTENT_STATUSES
-                    or sha in out):
-                raise IndexCorruptError(f"{self.path}: the record of content {sha[:12]} is damaged")
-            out[sha] = ContentRow(sha, status, n_faces, message)
+        out: dict[str, ContentRow] = {}
+        try:
+            for sha, status, n_faces, message, crc in rows:
+                if (content_crc(sha, status, n_faces, message) != crc or status not in CONTENT_STATUSES
+                        or sha in out):
+                    raise IndexCorruptError(f"{self.path}: the record of content {str(sha)[:12]} is damaged")
+                out[sha] = ContentRow(sha, status, n_faces, message)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, IndexCorruptError):
+                raise
+            raise IndexCorruptError(f"{self.path}: a content record is damaged ({exc})") from None
         return out
 
     def faces(self) -> tuple[list[FaceRow], np.ndarray]:
@@ -314,16 +313,21 @@ class IndexStore:
                 "SELECT sha256, face_index, x, y, w, h, confidence, embedding, crc FROM faces "
                 "ORDER BY sha256, face_index").fetchall()
         width = self.dim * 4
-        matrix = np.empty((len(rows), self.dim), dtype=np.float32)
         out: list[FaceRow] = []
-        for i, (sha, index, x, y, w, h, conf, blob, crc) in enumerate(rows):
-            if (not isinstance(blob, bytes) or len(blob) != width
-                    or face_crc(sha, index, x, y, w, h, conf, blob) != crc):
-                raise IndexCorruptError(f"{self.path}: face {index} of content {str(sha)[:12]} is damaged "
-                                        f"(embedding of {len(blob) if isinstance(blob, bytes) else '?'} "
-                                        f"bytes, expected {width})")
-            matrix[i] = np.frombuffer(blob, dtype="<f4")
-            out.append(FaceRow(sha, index, x, y, w, h, conf))
+        blobs: list[bytes] = []
+        try:
+            for sha, index, x, y, w, h, conf, blob, crc in rows:
+                if len(blob) != width or face_crc(sha, index, x, y, w, h, conf, blob) != crc:
+                    raise IndexCorruptError(
+                        f"{self.path}: face {index} of content {str(sha)[:12]} is damaged (embedding of "
+                        f"{len(blob)} bytes, expected {width})")
+                out.append(FaceRow(sha, index, x, y, w, h, conf))
+                blobs.append(blob)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, IndexCorruptError):
+                raise
+            raise IndexCorruptError(f"{self.path}: a face record is damaged ({exc})") from None
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32).reshape(len(out), self.dim)
         if matrix.size and not np.isfinite(matrix).all():
             raise IndexCorruptError(f"{self.path} holds non-finite embeddings")
         return out, matrix
