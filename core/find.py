@@ -302,6 +302,11 @@ def _walk(root: Path, skip_dirs: Sequence[Path]) -> Iterator[tuple[str, str, os.
             if not stat.S_ISREG(st.st_mode):
                 continue
             rel = os.path.relpath(full, root).replace(os.sep, "/")
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:  # a name that is not valid in the file system's encoding
+                log.warning("skipping %r: its name cannot be stored (rename it to valid UTF-8)", full)
+                continue
             yield rel, full, st
 
 
@@ -807,7 +812,8 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
 
     if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
         raise ConfigError(f"k must be a positive integer or None, got {k!r}")
-    index_options = {key: face_options[key] for key in ("align", "expand_percentage") if key in face_options}
+    index_options: dict[str, Any] = {key: face_options[key] for key in ("align", "expand_percentage")
+                                     if key in face_options}
     index = _cached_index(pipeline, db_path, index_dir, index_options)
     if refresh or not index.exists:
         index.refresh(progress=progress)

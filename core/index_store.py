@@ -110,16 +110,16 @@ class ContentRow(NamedTuple):
 # One CRC-32 per row over a canonical text of its values (and the raw embedding bytes): cheap
 # enough to check on every load (~1 us a row), and it catches damage SQLite cannot see.
 def file_crc(relpath: str, size: int, mtime_ns: int, sha256: str, hashed_at_ns: int) -> int:
-    return zlib.crc32(f"file|{relpath}|{size:d}|{mtime_ns:d}|{sha256}|{hashed_at_ns:d}".encode())
+    return zlib.crc32(f"file|{relpath}|{size}|{mtime_ns}|{sha256}|{hashed_at_ns}".encode())
 
 
 def content_crc(sha256: str, status: str, n_faces: int, message: str) -> int:
-    return zlib.crc32(f"content|{sha256}|{status}|{n_faces:d}|{message}".encode())
+    return zlib.crc32(f"content|{sha256}|{status}|{n_faces}|{message}".encode())
 
 
 def face_crc(sha256: str, face_index: int, x: int, y: int, w: int, h: int, confidence: float,
              embedding: bytes) -> int:
-    head = f"face|{sha256}|{face_index:d}|{x:d}|{y:d}|{w:d}|{h:d}|{float(confidence)!r}".encode()
+    head = f"face|{sha256}|{face_index}|{x}|{y}|{w}|{h}|{float(confidence)!r}".encode()
     return zlib.crc32(embedding, zlib.crc32(head))
 
 

