@@ -69,3 +69,14 @@ def synthetic_weights():
     if not MAKE_SYNTHETIC.is_file():
         pytest.skip("shared/tools/make_synthetic_weights.py not available")
     return make_synthetic_weights
+
+
+# Test modules that exercise Keras models: `-m keras` re-runs them on another Keras backend.
+KERAS_MODULES = {"test_recognizers_keras_a.py", "test_recognizers_keras_b.py", "test_analyzers_parity.py",
+                 "test_detectors_retinaface.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in KERAS_MODULES:
+            item.add_marker(pytest.mark.keras)

@@ -21,6 +21,7 @@ Nothing here imports keras / tensorflow / torch at module level.
 from __future__ import annotations
 
 import abc
+import re
 import threading
 import weakref
 from pathlib import Path
@@ -32,6 +33,8 @@ from pydantic import Field, field_validator
 from facepipe.errors import ConfigError, WeightsError
 from facepipe.specs import WeightFile
 from facepipe.types import PluginConfig, Recognizer
+
+_DEVICE_RE = re.compile(r"^(/device:)?(cpu|gpu|cuda|mps|xpu|tpu)(:\d+)?$", re.IGNORECASE)
 
 Normalization = Literal["base", "raw", "Facenet", "Facenet2018", "VGGFace", "VGGFace2", "ArcFace"]
 
@@ -60,6 +63,15 @@ class KerasRecognizerConfig(PluginConfig):
         "backend (keras.device) where it supports it; None = the backend's default",
     )
 
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str | None) -> str | None:
+        if value is not None and not _DEVICE_RE.match(value.strip()):
+            raise ValueError(
+                f"device {value!r} is not a device name; use e.g. 'cpu', 'gpu', 'gpu:0' or 'cuda:1'"
+            )
+        return value
+
     @field_validator("weights_path")
     @classmethod
     def _weights_exist(cls, value: Path | None) -> Path | None:
@@ -78,18 +90,35 @@ def _backend() -> str:
     return keras.backend.backend()
 
 
+def _normalize_device(device: str, backend: str) -> str:
+    """Spell a device name the way ``backend`` expects ('gpu:0' <-> 'cuda:0', torch's plain 'cpu')."""
+    name = device.strip().lower().removeprefix("/device:")
+    kind, _, index = name.partition(":")
+    if backend == "torch":
+        kind = {"gpu": "cuda"}.get(kind, kind)
+        return kind if kind == "cpu" or not index else f"{kind}:{index}"
+    if backend == "tensorflow":
+        kind = {"cuda": "gpu"}.get(kind, kind)
+    return f"{kind}:{index}" if index else kind
+
+
 def _device_scope(device: str | None) -> Any:
-    """``keras.device(device)`` or a no-op context."""
+    """``keras.device(device)`` (name adapted to the backend) or a no-op context."""
     import contextlib
 
     if not device:
         return contextlib.nullcontext()
     import keras
 
+    backend = _backend()
     try:
-        return keras.device(device)
+        return keras.device(_normalize_device(device, backend))
     except Exception as exc:  # bad device names surface as backend-specific errors
-        raise ConfigError(f"device {device!r} is not usable with the {_backend()} backend: {exc}") from exc
+        raise ConfigError(f"device {device!r} is not usable with the {backend} backend: {exc}") from exc
+
+
+#: public name of :func:`_device_scope`
+device_scope = _device_scope
 
 
 def _make_tf_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
