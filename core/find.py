@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
@@ -183,6 +184,14 @@ class _Snapshot:
         if self._records is None:
             self._records = [self.record(i) for i in range(len(self.faces))]
         return self._records
+
+
+@dataclass
+class _Chunk:
+    """A decoded and detected chunk of work, waiting for its embeddings."""
+
+    items: list[tuple[_Work, np.ndarray | None, str]]
+    faces: dict[str, list[Face] | None]  # by content; None: detection failed
 
 
 @dataclass
@@ -531,6 +540,12 @@ class FaceIndex:
         return stats
 
     def _embed_all(self, store: IndexStore, work: list[_Work], progress: ProgressArg) -> tuple[int, int, int]:
+        """Run the work through the pipeline, chunk by chunk, committing each chunk.
+
+        Two stages overlap: a worker thread reads, decodes and detects the next chunk while this
+        thread embeds and stores the current one (OpenCV, dlib and the ML runtimes release the
+        GIL), so at most two chunks are in memory at once.
+        """
         if not work:
             return 0, 0, 0
         total = sum(len(w.files) for w in work)
@@ -541,28 +556,41 @@ class FaceIndex:
             show = progress is True or (progress is None and sys.stderr.isatty())
             bar = tqdm(total=total, desc="Indexing faces", unit="file", disable=not show)
         done = embedded = n_faces = errors = 0
-        batch: list[tuple[_Work, np.ndarray | None, str]] = []
-        size = 0
+        pending = iter(work)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facepipe-index")
         try:
-            for item in work:
-                image, message = self._read(item)
-                batch.append((item, image, message))
-                size += image.nbytes if image is not None else 0
-                if len(batch) >= self.chunk_files or size >= self.chunk_bytes:
-                    e, f, x = self._flush(store, batch)
-                    embedded, n_faces, errors = embedded + e, n_faces + f, errors + x
-                    done += sum(len(w.files) for w, _, _ in batch)
-                    _report(bar, progress, done, total)
-                    batch, size = [], 0
-            if batch:
-                e, f, x = self._flush(store, batch)
+            future = pool.submit(self._prepare, pending)
+            while True:
+                chunk = future.result()
+                if chunk is None:
+                    break
+                future = pool.submit(self._prepare, pending)
+                e, f, x = self._store_chunk(store, chunk)
                 embedded, n_faces, errors = embedded + e, n_faces + f, errors + x
-                done += sum(len(w.files) for w, _, _ in batch)
+                done += sum(len(w.files) for w, _, _ in chunk.items)
                 _report(bar, progress, done, total)
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
         return embedded, n_faces, errors
+
+    def _prepare(self, pending: Iterator[_Work]) -> _Chunk | None:
+        """Read and decode the next chunk of work (bounded in files and decoded bytes) and detect
+        its faces; None when the work is done."""
+        items: list[tuple[_Work, np.ndarray | None, str]] = []
+        size = 0
+        for item in pending:
+            image, message = self._read(item)
+            items.append((item, image, message))
+            size += image.nbytes if image is not None else 0
+            if len(items) >= self.chunk_files or size >= self.chunk_bytes:
+                break
+        if not items:
+            return None
+        decoded = [(item, image) for item, image, _ in items if image is not None]
+        found = self._detect([image for _, image in decoded])
+        return _Chunk(items, {item.sha256: faces for (item, _), faces in zip(decoded, found)})
 
     def _read(self, item: _Work) -> tuple[np.ndarray | None, str]:
         """Decode the content (checking it is still the hashed one); (None, why) when it cannot be."""
@@ -600,10 +628,10 @@ class FaceIndex:
                     out.append(None)
             return out
 
-    def _flush(self, store: IndexStore, batch: list[tuple[_Work, np.ndarray | None, str]]) -> tuple[int, int, int]:
-        decoded = [(item, image) for item, image, _ in batch if image is not None]
-        found = self._detect([image for _, image in decoded])
-        per_item: dict[str, list[Face] | None] = {item.sha256: faces for (item, _), faces in zip(decoded, found)}
+    def _store_chunk(self, store: IndexStore, chunk: _Chunk) -> tuple[int, int, int]:
+        """Embed the faces of a prepared chunk and store it in one transaction."""
+        per_item = chunk.faces
+        batch = chunk.items
         flat = [face for faces in per_item.values() if faces for face in faces]
         vectors = self.pipeline.embed_faces(flat) if flat else np.zeros((0, self.dim), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(flat) or (flat and vectors.shape[1] != self.dim):

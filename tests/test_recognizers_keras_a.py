@@ -164,6 +164,16 @@ def test_weights_path_option_and_chunking(synthetic_weights, parity_dir: Path, t
     np.testing.assert_allclose(plugin.forward(ref["inputs"]), ref["outputs"], **_tolerance(ref["outputs"]))
 
 
+def test_device_option(synthetic_weights, parity_dir: Path) -> None:
+    """``device`` is handed to the backend (names adapted: 'CPU:0' works on TF and torch)."""
+    cls = _plugin_class("DeepID")
+    ref = np.load(parity_dir / "DeepID.npz")
+    plugin = cls(cls.config_class(weights_path=synthetic_weights("DeepID"), device="CPU:0"))
+    np.testing.assert_allclose(plugin.forward(ref["inputs"]), ref["outputs"], **_tolerance(ref["outputs"]))
+    with pytest.raises(ValueError, match="not a device name"):
+        cls.config_class(device="potato")
+
+
 def test_missing_weights_offline_raises(tmp_path: Path) -> None:
     plugin = _plugin_class("DeepID")(weights=WeightsManager(home=tmp_path, offline=True))
     with pytest.raises(OfflineError, match="deepid_keras_weights.h5"):

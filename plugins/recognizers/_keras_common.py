@@ -23,7 +23,6 @@ from __future__ import annotations
 import abc
 import re
 import threading
-import weakref
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
@@ -128,7 +127,7 @@ def _make_tf_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
     # A graph function with a fixed signature: traced once, no per-call retracing or
     # Python-level layer dispatch (much cheaper than eager calls for deep networks).
-    @tf.function(input_signature=spec, reduce_retracing=True)
+    @tf.function(input_signature=spec)
     def run(x: Any) -> Any:
         return model(x, training=False)
 
@@ -157,14 +156,20 @@ def _make_generic_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     return call
 
 
-_COMPILED: "weakref.WeakKeyDictionary[Any, Callable[[np.ndarray], np.ndarray]]" = weakref.WeakKeyDictionary()
+_COMPILED_ATTR = "_facepipe_predict_fn"
 _COMPILED_LOCK = threading.Lock()
 
 
 def compiled_predict_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """The compiled ``numpy batch -> numpy output`` function of ``model`` (made once per model)."""
+    """The compiled ``numpy batch -> numpy output`` function of ``model`` (made once per model).
+
+    Stored on the model itself (not in a global cache), so it is freed with the model.
+    """
+    fn = getattr(model, _COMPILED_ATTR, None)
+    if fn is not None:
+        return fn
     with _COMPILED_LOCK:
-        fn = _COMPILED.get(model)
+        fn = getattr(model, _COMPILED_ATTR, None)
         if fn is None:
             backend = _backend()
             if backend == "tensorflow":
@@ -173,12 +178,13 @@ def compiled_predict_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
                 fn = _make_torch_fn(model)
             else:
                 fn = _make_generic_fn(model)
-            _COMPILED[model] = fn
+            # plain attribute: bypass Keras' attribute tracking
+            object.__setattr__(model, _COMPILED_ATTR, fn)
         return fn
 
 
 def keras_predict(model: Any, batch: np.ndarray, batch_size: int = 32, device: str | None = None) -> np.ndarray:
-    """Run ``model`` on ``batch`` (N, ...) in chunks of ``batch_size``; float32 numpy output.
+    """Run a single-output ``model`` on ``batch`` (N, ...) in chunks of ``batch_size``; float32 numpy.
 
     Works on every Keras backend; uses a compiled graph function on TensorFlow.
     """
@@ -187,10 +193,11 @@ def keras_predict(model: Any, batch: np.ndarray, batch_size: int = 32, device: s
     if x.ndim != len(expected) + 1 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:])):
         raise ValueError(f"model {model.name} expects input (N, {', '.join(map(str, expected))}) but got {x.shape}")
     fn = compiled_predict_fn(model)
+    step = max(int(batch_size), 1)
     outs = []
     with _device_scope(device):
-        for start in range(0, len(x), max(int(batch_size), 1)):
-            outs.append(np.asarray(fn(x[start:start + batch_size]), dtype=np.float32))
+        for start in range(0, len(x), step):
+            outs.append(np.asarray(fn(x[start:start + step]), dtype=np.float32))
     if not outs:
         out_shape = tuple(d or 0 for d in model.output_shape[1:])
         return np.zeros((0, *out_shape), dtype=np.float32)
