@@ -135,6 +135,7 @@ def run_worker(cmd: Sequence[str], *, env: dict[str, str] | None = None, timeout
             result = json.loads(line[len(RESULT_MARK):])
     result["peak_rss_mib"] = usage.ru_maxrss / 1024.0  # Linux: kilobytes
     result["process_s"] = wall
+    result["process_cpu_s"] = usage.ru_utime + usage.ru_stime
     result["exit_code"] = proc.returncode
     if timed_out:
         result.setdefault("error", f"timed out after {timeout:.0f} s")
@@ -169,20 +170,26 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def measure(fn: Callable[[], Any], repeats: int, budget_s: float, minimum: int = 3) -> dict[str, Any]:
-    """Median / min seconds of ``fn`` over up to ``repeats`` calls.
+    """Median / min wall seconds and median CPU seconds (all threads) of ``fn`` over up to
+    ``repeats`` calls.
 
     Stops early once ``budget_s`` seconds are spent and at least ``minimum`` calls were made
-    (slow models on a shared machine would otherwise take minutes).
+    (slow models on a shared machine would otherwise take minutes).  The CPU time is less
+    disturbed than wall time when other processes compete for the cores.
     """
     times: list[float] = []
+    cpu: list[float] = []
     spent = 0.0
     while len(times) < repeats:
+        c0 = time.process_time()
         seconds, _ = timed(fn)
+        cpu.append(time.process_time() - c0)
         times.append(seconds)
         spent += seconds
         if spent > budget_s and len(times) >= minimum:
             break
-    return {"median_s": statistics.median(times), "min_s": min(times), "n": len(times)}
+    return {"median_s": statistics.median(times), "min_s": min(times), "cpu_s": statistics.median(cpu),
+            "n": len(times)}
 
 
 # ------------------------------------------------------------------------------------ inputs

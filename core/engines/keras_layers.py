@@ -125,7 +125,10 @@ class LocallyConnected2D(keras.layers.Layer):
         return self.activation(out) if self.activation is not None else out
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        out_h, out_w = self._output_hw(int(input_shape[1]), int(input_shape[2]))
+        height, width = input_shape[1], input_shape[2]
+        if height is None or width is None:
+            raise ValueError(f"LocallyConnected2D needs a known input height and width, got {input_shape}")
+        out_h, out_w = self._output_hw(int(height), int(width))
         return (input_shape[0], out_h, out_w, self.filters)
 
     def get_config(self) -> dict[str, Any]:

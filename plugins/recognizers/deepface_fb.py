@@ -75,11 +75,7 @@ def deepface_embedding_model(classifier: Any) -> Any:
 
 
 class DeepFaceConfig(KerasRecognizerConfig):
-    """Options of the DeepFace recognizer (normalization, batch_size, weights_path, device).
-
-    The locally connected layers make large batches memory-hungry (about 16 MB of patches per
-    face in L4), so chunks of 32 or fewer faces are a good choice on CPU.
-    """
+    """Options of the DeepFace recognizer (normalization, batch_size, weights_path, device)."""
 
 
 class DeepFaceRecognizer(KerasRecognizer):
