@@ -12,6 +12,7 @@ from facepipe.errors import *  # noqa: F401,F403 - the typed errors are part of 
 from facepipe.hookspecs import hookimpl
 from facepipe.specs import (
     AnalyzerSpec,
+    AntiSpooferSpec,
     DetectorSpec,
     MetricSpec,
     PackageFile,
@@ -58,5 +59,5 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "hookimpl", "PluginRegistry", "default_registry", "PluginSpec", "DetectorSpec", "RecognizerSpec",
-    "AnalyzerSpec", "MetricSpec", "WeightFile", "PackageFile", "__version__", *_LAZY,
+    "AnalyzerSpec", "AntiSpooferSpec", "MetricSpec", "WeightFile", "PackageFile", "__version__", *_LAZY,
 ]

@@ -67,6 +67,9 @@ class PipelineConfig(BaseModel):
         default_factory=lambda: {k: PluginRef(name=v) for k, v in OFFLINE_DEFAULTS["analyzers"].items()},
         description="attribute analyzers by action (age, gender, emotion, race, ...)",
     )
+    anti_spoofing: PluginRef | None = Field(
+        None, description="anti-spoofing plugin; faces judged fake raise SpoofDetectedError in "
+                          "represent/verify/analyze/find and are reported by extract_faces")
     align: bool = Field(True, description="rotate each face so the eyes are level (deepface's alignment)")
     expand_percentage: float = Field(0, ge=0, le=500, description="grow each detected box by this percent")
     on_no_face: Literal["error", "skip", "whole_image"] = Field(
@@ -160,6 +163,8 @@ def resolve_config(config: PipelineConfig, registry: Any) -> dict[str, Any]:
     explicit_analyzers = "analyzers" in config.model_fields_set
     for action, ref in config.analyzers.items():
         slots.append((f"analyzers.{action}", "analyzer", ref))
+    if config.anti_spoofing is not None:
+        slots.append(("anti_spoofing", "antispoofer", config.anti_spoofing))
     for path, kind, ref in slots:
         if kind == "analyzer" and not explicit_analyzers and not registry.has(kind, ref.name):
             continue  # a default analyzer that is not installed only matters when analyze() asks for it

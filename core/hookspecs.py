@@ -47,3 +47,11 @@ def facepipe_register_analyzers(register: Register) -> None:
 @hookspec
 def facepipe_register_metrics(register: Register) -> None:
     """Register distance metrics between embeddings (kind ``metric``)."""
+
+
+@hookspec
+def facepipe_register_antispoofers(register: Register) -> None:
+    """Register anti-spoofing models that tell real faces from photos/screens (kind ``antispoofer``).
+
+    facepipe ships none yet; a pipeline uses one when its config names it under ``anti_spoofing``.
+    """

@@ -21,6 +21,7 @@ from facepipe.errors import (
     DimensionMismatchError,
     FaceNotDetectedError,
     ImageTypeError,
+    SpoofDetectedError,
 )
 from facepipe.registry import PluginRegistry, default_registry
 from facepipe.results import Analysis, Face, Representation, VerifyResult
@@ -194,8 +195,24 @@ class Pipeline:
                 if policy == "whole_image":
                     h, w = image.shape[:2]
                     faces.append(Face(index, FacialArea(0, 0, w, h), 0.0, image, detected=False))
-            results.append(faces)
+            results.append(self._antispoof(image, faces) if cfg.anti_spoofing is not None else faces)
         return results
+
+    def _antispoof(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        from dataclasses import replace
+
+        checker = self._plugin("anti_spoofing", "antispoofer", self.config.anti_spoofing.name)  # type: ignore[union-attr]
+        judged = checker.check(image, [(f.area.x, f.area.y, f.area.w, f.area.h) for f in faces])
+        return [replace(f, is_real=bool(real), antispoof_score=float(score)) for f, (real, score) in zip(faces, judged)]
+
+    def _require_real(self, faces: Sequence[Face]) -> None:
+        fake = [f for f in faces if f.is_real is False]
+        if fake:
+            area = fake[0].area
+            raise SpoofDetectedError(
+                f"{len(fake)} face(s) judged fake by the anti-spoofing plugin (first at x={area.x}, y={area.y}, "
+                f"score {fake[0].antispoof_score:.2f}); use extract_faces to inspect them"
+            )
 
     # ------------------------------------------------------------------------------ public API
     def extract_faces(self, img: ImageInput | Sequence[ImageInput], **options: Any) -> list[Face] | list[list[Face]]:
@@ -205,7 +222,8 @@ class Pipeline:
         return faces if batch else faces[0]
 
     def embed_faces(self, faces: Sequence[Face]) -> np.ndarray:
-        """Embeddings of faces, batched: float32 (N, D)."""
+        """Embeddings of faces, batched: float32 (N, D).  Raises SpoofDetectedError on a fake face."""
+        self._require_real(faces)
         recognizer = self.recognizer
         if not faces:
             return np.zeros((0, recognizer.embedding_size), dtype=np.float32)
@@ -333,6 +351,7 @@ class Pipeline:
         sources, batch = _as_batch(img)
         per_image = self.faces(sources, **options)
         flat = [f for faces in per_image for f in faces]
+        self._require_real(flat)
         attributes: list[dict[str, Any]] = [{} for _ in flat]
         for action, analyzer in analyzers.items():
             for part in _chunks(len(flat), self.config.batch_size):

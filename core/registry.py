@@ -47,6 +47,7 @@ _HOOKS: dict[str, PluginKind] = {
     "facepipe_register_recognizers": "recognizer",
     "facepipe_register_analyzers": "analyzer",
     "facepipe_register_metrics": "metric",
+    "facepipe_register_antispoofers": "antispoofer",
 }
 
 

@@ -21,6 +21,8 @@ class Face:
     confidence: float
     crop: np.ndarray = field(repr=False, compare=False)  # BGR uint8
     detected: bool = True  # False when the whole image stands in for a face (on_no_face="whole_image")
+    is_real: bool | None = None  # set when an anti-spoofing plugin ran
+    antispoof_score: float | None = None
 
     def face_array(self, color: ColorOrder = "rgb", normalize: bool = True) -> np.ndarray:
         """The crop in the requested colour order, optionally scaled to [0, 1] (float64, as deepface)."""
@@ -42,11 +44,15 @@ class Face:
 
     def to_dict(self, color: ColorOrder = "rgb", normalize: bool = True) -> dict[str, Any]:
         """deepface's ``extract_faces`` item: face, facial_area, confidence."""
-        return {
+        out: dict[str, Any] = {
             "face": self.face_array(color, normalize),
             "facial_area": self.area.to_dict(),
             "confidence": round(float(self.confidence), 2),
         }
+        if self.is_real is not None:
+            out["is_real"] = bool(self.is_real)
+            out["antispoof_score"] = float(self.antispoof_score or 0.0)
+        return out
 
 
 @dataclass(frozen=True)

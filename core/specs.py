@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:  # keep this module free of pydantic/numpy: `import facepipe` must stay fast
     from facepipe.types import PluginConfig
 
-PluginKind = Literal["detector", "recognizer", "analyzer", "metric"]
-KINDS: tuple[PluginKind, ...] = ("detector", "recognizer", "analyzer", "metric")
+PluginKind = Literal["detector", "recognizer", "analyzer", "metric", "antispoofer"]
+KINDS: tuple[PluginKind, ...] = ("detector", "recognizer", "analyzer", "metric", "antispoofer")
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,7 @@ def AnalyzerSpec(**kw: object) -> PluginSpec:  # noqa: N802
 
 def MetricSpec(**kw: object) -> PluginSpec:  # noqa: N802
     return PluginSpec(kind="metric", **kw)  # type: ignore[arg-type]
+
+
+def AntiSpooferSpec(**kw: object) -> PluginSpec:  # noqa: N802
+    return PluginSpec(kind="antispoofer", **kw)  # type: ignore[arg-type]

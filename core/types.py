@@ -137,6 +137,14 @@ class Analyzer(Plugin):
         Values are plain Python floats / strings."""
 
 
+class AntiSpoofer(Plugin):
+    """Judges whether faces are real (live) or presented (photo, screen, mask)."""
+
+    @abc.abstractmethod
+    def check(self, image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[bool, float]]:
+        """For each ``(x, y, w, h)`` box of the original BGR image: ``(is_real, score in [0, 1])``."""
+
+
 class Metric(Plugin):
     """A distance between embeddings."""
 
