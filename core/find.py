@@ -632,16 +632,23 @@ class FaceIndex:
         """Embed the faces of a prepared chunk and store it in one transaction."""
         per_item = chunk.faces
         batch = chunk.items
-        flat = [face for faces in per_item.values() if faces for face in faces]
+        flat: list[Face] = []
+        start: dict[str, int] = {}  # where each content's faces begin in `flat`
+        for sha, found in per_item.items():
+            start[sha] = len(flat)
+            flat.extend(found or ())
         vectors = self.pipeline.embed_faces(flat) if flat else np.zeros((0, self.dim), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(flat) or (flat and vectors.shape[1] != self.dim):
             raise DimensionMismatchError(
                 f"the recognizer returned embeddings of shape {vectors.shape} for {len(flat)} faces, "
                 f"expected {self.dim} dimensions")
         if flat and not np.isfinite(vectors).all():
-            raise IndexCorruptError("the recognizer returned non-finite embeddings; nothing was stored")
+            from facepipe.metrics import InvalidEmbeddingValuesError
+
+            raise InvalidEmbeddingValuesError(
+                f"{self.pipeline.model_name} returned NaN or infinite embeddings; nothing was stored "
+                "(check the model's weights)")
         embedded = n_faces = errors = 0
-        offset = 0
         with store.transaction():
             for item, image, message in batch:
                 if image is None and message == "changed while being indexed":
@@ -659,9 +666,9 @@ class FaceIndex:
                 else:
                     rows = [FaceRow(item.sha256, i, f.area.x, f.area.y, f.area.w, f.area.h, float(f.confidence))
                             for i, f in enumerate(faces)]
+                    first = start[item.sha256]
                     store.put_content(ContentRow(item.sha256, "ok", len(rows), ""), rows,
-                                      vectors[offset:offset + len(rows)])
-                    offset += len(rows)
+                                      vectors[first:first + len(rows)])
                     n_faces += len(rows)
                 if image is not None:
                     embedded += 1

@@ -254,41 +254,51 @@ def test_wrong_weights_file_is_rejected(tmp_path):
 
 
 # ----------------------------------------------------------------------------------- parity
-def test_ghostfacenet_parity(synthetic_weights, parity_dir, tmp_path):
-    ref = reference(parity_dir, "GhostFaceNet")
-    weights = synthetic_weights("GhostFaceNet")
-    rec = ghostfacenet.GhostFaceNetRecognizer(weights=manager_holding(tmp_path, weights))
-    single = np.concatenate([rec.forward(x[None]) for x in ref["inputs"]])
-    assert single.dtype == np.float32 and single.shape == (3, 512)
-    assert_parity(single, ref["outputs"])
-    assert_parity(rec.forward(ref["inputs"]), ref["outputs_batch"])
-    assert_parity(single, ref["deepface_forward"])
+@pytest.fixture(scope="module")
+def ghost(synthetic_weights, tmp_path_factory):
+    """One GhostFaceNet recognizer (not yet built) whose weights manager holds the synthetic file."""
+    home = tmp_path_factory.mktemp("ghost_home")
+    rec = ghostfacenet.GhostFaceNetRecognizer(weights=manager_holding(home, synthetic_weights("GhostFaceNet")))
+    yield rec
     free(rec)
 
 
-def test_ghostfacenet_embeds_photos_concurrently(synthetic_weights, dataset, tmp_path):
+def test_ghostfacenet_embeds_photos_concurrently(ghost, dataset):
     import cv2
 
-    weights = synthetic_weights("GhostFaceNet")
-    config = ghostfacenet.GhostFaceNetConfig(weights_path=weights, batch_size=2)
-    rec = ghostfacenet.GhostFaceNetRecognizer(config, weights=WeightsManager(home=tmp_path, offline=True))
+    from facepipe.plugins.recognizers._keras_common import keras_predict
+
     faces = [cv2.imread(str(dataset / name)) for name in ("img1.jpg", "img3.jpg", "img14.jpg")]
     faces = [f[f.shape[0] // 4: 3 * f.shape[0] // 4, f.shape[1] // 4: 3 * f.shape[1] // 4] for f in faces]
+    builds: list[int] = []
+    build = ghost.build_model
+    ghost.build_model = lambda: (builds.append(1), build())[1]  # count builds
     results: list[np.ndarray] = []
-    threads = [threading.Thread(target=lambda: results.append(rec.embed(faces))) for _ in range(3)]
+    # the first calls race to build the model: it must be built once and give the same numbers
+    threads = [threading.Thread(target=lambda: results.append(ghost.embed(faces))) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(results) == 3
+    assert len(results) == 3 and builds == [1]
     first = results[0]
-    assert first.shape == (3, 512) and np.isfinite(first).all()
+    assert first.shape == (3, 512) and first.dtype == np.float32 and np.isfinite(first).all()
     for other in results[1:]:
         np.testing.assert_allclose(other, first, rtol=1e-5, atol=1e-5)
     assert np.abs(first[0] - first[1]).max() > 1e-2  # different faces, different vectors
-    # embed() = forward(preprocess()), chunked by batch_size (2) without changing results
-    np.testing.assert_allclose(rec.forward(rec.preprocess(faces)), first, rtol=1e-5, atol=1e-5)
-    free(rec)
+    # embed() = forward(preprocess()); chunking (2 faces per call) does not change the numbers
+    batch = ghost.preprocess(faces)
+    np.testing.assert_allclose(ghost.forward(batch), first, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(keras_predict(ghost.model, batch, batch_size=2), first, rtol=1e-5, atol=1e-5)
+
+
+def test_ghostfacenet_parity(ghost, parity_dir):
+    ref = reference(parity_dir, "GhostFaceNet")
+    single = np.concatenate([ghost.forward(x[None]) for x in ref["inputs"]])
+    assert single.dtype == np.float32 and single.shape == (3, 512)
+    assert_parity(single, ref["outputs"])
+    assert_parity(ghost.forward(ref["inputs"]), ref["outputs_batch"])
+    assert_parity(single, ref["deepface_forward"])
 
 
 @pytest.mark.slow
