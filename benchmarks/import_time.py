@@ -52,7 +52,8 @@ def main() -> int:
     print(f"facepipe  import (median, in-process)            : {statistics.median(imports):.3f} s  (goal <= 0.15 s)")
     print(f"facepipe  `facepipe plugins --json` (wall, median): {statistics.median(plugins):.3f} s "
           f"(interpreter start alone {statistics.median(bare):.3f} s)")
-    print(f"ML runtimes imported by `import facepipe`        : {heavy_modules_after(sys.executable, 'import facepipe') or 'none'}")
+    heavy = heavy_modules_after(sys.executable, "import facepipe") or "none"
+    print(f"ML runtimes imported by `import facepipe`        : {heavy}")
     if args.deepface_python:
         df = [time_import(args.deepface_python, "deepface.DeepFace") for _ in range(max(3, args.runs // 3))]
         print(f"deepface  import deepface.DeepFace (median)      : {statistics.median(df):.3f} s")

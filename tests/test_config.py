@@ -67,7 +67,8 @@ def test_each_file_format(tmp_path: Path, suffix: str) -> None:
         path.write_text('recognizer = "Dlib"\nmetric = "cosine"\nalign = true\n\n'
                         '[detector]\nname = "opencv"\nmin_neighbors = 4\n')
     else:
-        path.write_text("detector:\n  name: opencv\n  min_neighbors: 4\nrecognizer: Dlib\nmetric: cosine\nalign: true\n")
+        path.write_text("detector:\n  name: opencv\n  min_neighbors: 4\n"
+                        "recognizer: Dlib\nmetric: cosine\nalign: true\n")
     pipeline = Pipeline.from_config(path)
     assert pipeline.config.detector.name == "opencv"
     assert pipeline.plugin_configs["detector"].min_neighbors == 4  # validated by the plugin's config class
