@@ -15,7 +15,7 @@ import base64
 import binascii
 import hmac
 import os
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
@@ -32,6 +32,7 @@ from facepipe.errors import (
     ImageTypeError,
     PluginError,
 )
+from facepipe.results import Analysis, Face, Representation
 
 #: Limits for images sent to the service (lower than the library's defaults).
 SERVICE_MAX_BYTES = 15 * 1024 * 1024
@@ -145,7 +146,7 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
     async def represent(request: Request) -> dict[str, Any]:
         images, options = await read_images(request, ("img",))
         reps = await run_in_threadpool(pipeline.represent, images["img"])
-        return {"results": [r.to_dict() for r in reps]}
+        return {"results": [r.to_dict() for r in cast(list[Representation], reps)]}
 
     @app.post("/analyze", dependencies=[Depends(authorize)])
     async def analyze(request: Request) -> dict[str, Any]:
@@ -154,14 +155,15 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
         if isinstance(actions, str):
             actions = [a.strip() for a in actions.split(",") if a.strip()]
         results = await run_in_threadpool(pipeline.analyze, images["img"], actions)
-        return {"results": [r.to_dict() for r in results]}
+        return {"results": [r.to_dict() for r in cast(list[Analysis], results)]}
 
     @app.post("/extract_faces", dependencies=[Depends(authorize)])
     async def extract_faces(request: Request) -> dict[str, Any]:
         images, options = await read_images(request, ("img",))
         align = boolean(options.get("align", pipeline.config.align), "align")
         faces = await run_in_threadpool(pipeline.extract_faces, images["img"], align=align)
-        return {"results": [{"facial_area": f.area.to_dict(), "confidence": round(f.confidence, 2)} for f in faces]}
+        return {"results": [{"facial_area": f.area.to_dict(), "confidence": round(f.confidence, 2)}
+                            for f in cast(list[Face], faces)]}
 
     return app
 
