@@ -54,7 +54,7 @@ def make_synthetic_weights(model: str, seed: int = 1) -> Path:
     if out.is_file():
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".part")
+    tmp = out.with_suffix(f"{out.suffix}.{os.getpid()}.part")  # unique: parallel writers do not collide
     subprocess.run(
         [sys.executable, str(MAKE_SYNTHETIC), str(manifest), "--seed", str(seed), "-o", str(tmp)],
         check=True,
