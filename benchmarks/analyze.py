@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -181,7 +180,8 @@ def _cells(row: dict[str, Any] | None) -> list[str]:
         return ["n/a"] + [""] * 7
     if "error" in row:
         return ["ERROR"] + [""] * 7
-    return [bc.fmt(row["import_s"], ".2f"), bc.fmt(row["first_s"], ".2f"), bc.fmt(row["import_s"] + row["first_s"], ".2f"),
+    cold = row["import_s"] + row["first_s"]
+    return [bc.fmt(row["import_s"], ".2f"), bc.fmt(row["first_s"], ".2f"), bc.fmt(cold, ".2f"),
             bc.fmt(row["warm_s"], ".3f"), bc.fmt(row["warm_cpu_s"], ".3f"), str(row["warm_n"]),
             bc.fmt(row["peak_rss_mib"] / 1024, ".2f"), row.get("summary", "")]
 
@@ -204,7 +204,8 @@ def report(args: argparse.Namespace, configs: list[str], results: dict[str, Any]
             rows.append(["deepface DeepFace.analyze, 4 actions"] + _cells(theirs.get(config)))
     bc.print_table(header, rows)
     if args.detect_max_side:
-        print(f"  facepipe detects on the photo shrunk to {args.detect_max_side} px (detect_max_side); deepface on the full photo")
+        print(f"  facepipe detects on the photo shrunk to {args.detect_max_side} px (detect_max_side); "
+              "deepface on the full photo")
     print(f"  keras backend (facepipe): {args.keras_backend}; cpu s = CPU time of all threads per warm call")
     for config in configs:
         stages = (results["facepipe"].get(config) or {}).get("stages_ms")
@@ -227,13 +228,15 @@ def report(args: argparse.Namespace, configs: list[str], results: dict[str, Any]
             print(f"  {config}: not measured (error)")
             continue
         peak = row["peak_rss_mib"] / 1024
-        print(f"  {LABELS[config]}: warm {row['warm_s']:.3f} s <= {GOAL_WARM_S} s {_verdict(row['warm_s'] <= GOAL_WARM_S)}; "
+        print(f"  {LABELS[config]}: "
+              f"warm {row['warm_s']:.3f} s <= {GOAL_WARM_S} s {_verdict(row['warm_s'] <= GOAL_WARM_S)}; "
               f"first {row['first_s']:.2f} s <= {GOAL_FIRST_S} s {_verdict(row['first_s'] <= GOAL_FIRST_S)}; "
               f"peak {peak:.2f} GiB <= {ref_peak_gib:.2f} GiB ({ref_label}) {_verdict(peak <= ref_peak_gib)}")
     if measured and "deepface" in results["facepipe"] and "error" not in results["facepipe"]["deepface"]:
         ours = results["facepipe"]["deepface"]
+        cold = (measured["import_s"] + measured["first_s"]) / (ours["import_s"] + ours["first_s"])
         print(f"  vs deepface (4 actions): first call {measured['first_s'] / ours['first_s']:.2f}x faster, "
-              f"import+first {(measured['import_s'] + measured['first_s']) / (ours['import_s'] + ours['first_s']):.2f}x, "
+              f"import+first {cold:.2f}x faster, "
               f"warm {measured['warm_s'] / ours['warm_s']:.2f}x faster, "
               f"peak RSS {ours['peak_rss_mib'] / measured['peak_rss_mib']:.2f} of deepface's")
 

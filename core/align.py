@@ -106,6 +106,11 @@ def aligned_crop(image: np.ndarray, x: int, y: int, w: int, h: int,
     return rotated[y1:y2, x1:x2]
 
 
+def _pixel(p: Point | None) -> Point | None:
+    """The whole pixel holding ``p`` (floor, as deepface's int() on padded, positive coordinates)."""
+    return None if p is None else (float(math.floor(p[0])), float(math.floor(p[1])))
+
+
 def _int_point(p: Point | None, width: int, height: int) -> tuple[int, int] | None:
     if p is None:
         return None
@@ -123,7 +128,9 @@ def crop_face(image: np.ndarray, face: DetectedFace, *, align: bool = True,
     x, y, w, h = expand_box(max(x, 0), max(y, 0), w, h, expand_percentage, width, height)
     w, h = max(min(w, width - x), 0), max(min(h, height - y), 0)
     if align:
-        crop = aligned_crop(image, x, y, w, h, face.left_eye, face.right_eye)
+        # deepface's detectors report whole-pixel eyes and it levels those; sub-pixel eyes would
+        # tilt the crop by a fraction of a degree and move embeddings measurably.
+        crop = aligned_crop(image, x, y, w, h, _pixel(face.left_eye), _pixel(face.right_eye))
     else:
         crop = image[y:y + h, x:x + w]
     area = FacialArea(

@@ -56,7 +56,7 @@ def _check_faces(faces: list[DetectedFace], image: np.ndarray) -> None:
 
 
 def _eyes_ok(f: DetectedFace) -> bool:
-    (lx, ly), (rx, ry) = f.left_eye, f.right_eye
+    lx, rx = f.left_eye[0], f.right_eye[0]
     inside = all(f.x <= px <= f.x + f.w and f.y <= py <= f.y + f.h for px, py in (f.left_eye, f.right_eye))
     return inside and lx > rx  # person's left eye = image-right side on a frontal face
 
@@ -203,6 +203,9 @@ def test_opencv_parity_with_deepface_all_photos(load, parity_dir):
         img = load(name)
         faces = det.detect([img])[0]
         h, w = img.shape[:2]
+        # deepface keeps the cascade's order, which varies between runs (OpenCV threads); facepipe
+        # sorts top-to-bottom, so compare in that order.
+        ref = sorted(ref, key=lambda r: (r["facial_area"]["y"], r["facial_area"]["x"], r["facial_area"]["w"]))
         assert [_as_deepface(f, w, h) for f in faces] == [r["facial_area"] for r in ref], name
         # deepface reports (100 - levelWeight)/100 unclipped (once 1.01); facepipe clips to [0, 1].
         assert [round(f.confidence, 2) for f in faces] == [min(r["confidence"], 1.0) for r in ref], name
@@ -244,18 +247,22 @@ def test_dlib_shape5_and_channel_order(load):
 
 # --- centerface -------------------------------------------------------------------------------
 
-def test_centerface_net_per_input_size(load):
-    """A cv2.dnn net run at one size gives wrong outputs at another; the plugin keeps one net per
-    size, so alternating sizes gives the same faces as a fresh detector each time."""
+def test_centerface_one_net_across_input_sizes(load):
+    """A fused cv2.dnn net run at one size gives wrong outputs at another (why deepface rebuilds it
+    on every call); the plugin's unfused net must give, on alternating sizes, the faces a fresh
+    detector gives."""
     pytest.importorskip("cv2")
-    det = PluginRegistry().create("detector", "centerface", {"max_cached_sizes": 2})
+    det = _detector("centerface")
     a, b, c = load("img10.jpg"), load("selfie-many-people.jpg"), load("img5.jpg")
-    first = [det.detect([x])[0] for x in (a, b, c, a, b)]
-    assert len(det._nets) == 2  # LRU bound holds
-    for x, got in zip((a, b, c, a, b), first):
+    sequence = (a, b, c, a, b)
+    reused = [det.detect([x])[0] for x in sequence]
+    for x, got in zip(sequence, reused):
         fresh = PluginRegistry().create("detector", "centerface").detect([x])[0]
-        assert [(f.x, f.y, f.w, f.h, f.confidence) for f in got] == \
-               [(f.x, f.y, f.w, f.h, f.confidence) for f in fresh]
+        assert len(got) == len(fresh)
+        np.testing.assert_allclose([(f.x, f.y, f.w, f.h, f.confidence) for f in got],
+                                   [(f.x, f.y, f.w, f.h, f.confidence) for f in fresh], atol=1e-3)
+    # And the faces themselves are right: 7 people in the group photo, one face in the others.
+    assert [len(r) for r in reused] == [1, 7, 1, 1, 7]
 
 
 def test_centerface_decode_and_nms():
@@ -275,3 +282,15 @@ def test_centerface_decode_and_nms():
     np.testing.assert_allclose(out, [[14 - 6, 10 - 4, 14 + 6, 10 + 4, 0.9]], atol=1e-5)
     np.testing.assert_allclose(pts[0, 0], [8 + 3, 6 + 4], atol=1e-5)
     assert decode(heat * 0.3, scale, offset, lms, (32, 32), 0.35, 0.3)[0].shape == (0, 5)
+
+
+@pytest.mark.parametrize("name", ("opencv", "dlib", "centerface"))
+def test_concurrent_calls_share_one_instance(name, load):
+    from concurrent.futures import ThreadPoolExecutor
+
+    det = _detector(name)
+    img = load("img10.jpg")
+    expected = det.detect([img])[0]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: det.detect([img])[0], range(6)))
+    assert all(r == expected for r in results)

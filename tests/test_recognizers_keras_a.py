@@ -123,7 +123,8 @@ def test_registration_matches_manifest(name: str) -> None:
 def test_layer_signature_matches_manifest(name: str) -> None:
     model = _plugin_class(name)().build_model()
     ours = [(KERAS3_CLASS_NAMES.get(c, c), shapes) for c, shapes in layer_signature(model)]
-    theirs = [(KERAS3_CLASS_NAMES.get(c, c), shapes) for c, _layer_name, shapes, *_ in _manifest(name)["load_target"]["layers"]]
+    manifest_layers = _manifest(name)["load_target"]["layers"]
+    theirs = [(KERAS3_CLASS_NAMES.get(c, c), shapes) for c, _layer_name, shapes, *_ in manifest_layers]
     assert len(ours) == len(theirs)
     for index, (a, b) in enumerate(zip(ours, theirs)):
         assert a == b, f"weighted layer #{index}: model {a} != manifest {b}"

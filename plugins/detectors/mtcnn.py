@@ -106,12 +106,11 @@ class MTCNNDetector(Detector):
                 continue
             x1, y1, x2, y2 = (float(v) for v in row[1:5])
             xs, ys = row[6:11], row[11:16]
+            x, y, w, h = x1, y1, x2 - x1, y2 - y1
             if cfg.round_coordinates:
-                # Same arithmetic as the package's JSON output: width from unrounded corners.
-                x, y, w, h = round(x1), round(y1), round(x2 - x1), round(y2 - y1)
+                # Same arithmetic as the package's JSON output: width from the unrounded corners.
+                x, y, w, h = (float(round(v)) for v in (x, y, w, h))
                 xs, ys = np.round(xs), np.round(ys)
-            else:
-                x, y, w, h = x1, y1, x2 - x1, y2 - y1
             pt = [(float(px), float(py)) for px, py in zip(xs, ys)]
             # Package order: image-left eye, image-right eye, nose, image-left mouth, image-right mouth.
             faces.append(DetectedFace(

@@ -1,7 +1,8 @@
 """The ``opencv`` detector: OpenCV's Haar cascades (frontal face + eye), as deepface uses them.
 
 Faces come from ``detectMultiScale3(scaleFactor=1.1, minNeighbors=10, outputRejectLevels=True)``
-on the whole BGR image; the reported confidence is ``(100 - levelWeight) / 100`` clipped to
+on the whole BGR image, sorted top-to-bottom (deepface keeps the cascade's order, which changes
+between runs when OpenCV uses several threads); the reported confidence is ``(100 - levelWeight) / 100`` clipped to
 [0, 1] (deepface's formula — a monotone score, not a calibrated probability).  Eyes come from the
 eye cascade run on the gray face crop: the two largest detections, the one with the smaller x is
 the person's right eye.  Fewer than two eyes → no eyes.
@@ -105,8 +106,9 @@ def _eyes_in_crop(cascade: Any, image: np.ndarray, box: Any, scale_factor: float
     eyes = cascade.detectMultiScale(gray, scale_factor, min_neighbors)
     if len(eyes) < 2:
         return None, None
-    # The two largest boxes by area (stable sort: ties keep the cascade's order, as deepface).
-    a, b = sorted((tuple(int(v) for v in e) for e in eyes), key=lambda e: e[2] * e[3], reverse=True)[:2]
+    # The two largest boxes by area; ties broken by position, not by the cascade's output order
+    # (which varies with OpenCV's threading), so the choice is reproducible.
+    a, b = sorted((tuple(int(v) for v in e) for e in eyes), key=lambda e: (-e[2] * e[3], e[1], e[0]))[:2]
     right, left = (a, b) if a[0] < b[0] else (b, a)  # smaller x = image-left = person's right eye
     right_eye = (x0 + right[0] + right[2] / 2.0, y0 + right[1] + right[3] / 2.0)
     left_eye = (x0 + left[0] + left[2] / 2.0, y0 + left[1] + left[3] / 2.0)
@@ -167,8 +169,12 @@ class OpenCVDetector(Detector):
             image, scaleFactor=cfg.scale_factor, minNeighbors=cfg.min_neighbors, minSize=min_size,
             outputRejectLevels=True)
         faces: list[DetectedFace] = []
-        for box, level_weight in zip(boxes, np.asarray(weights).reshape(-1)):
-            x, y, w, h = (int(v) for v in box)
+        # The cascade's output order depends on OpenCV's thread scheduling (it varies from run to
+        # run with several threads; deepface passes it on as is): sort top-to-bottom, then
+        # left-to-right, so results are reproducible.
+        found = sorted(zip((tuple(int(v) for v in b) for b in boxes), np.asarray(weights).reshape(-1)),
+                       key=lambda item: (item[0][1], item[0][0], item[0][2]))
+        for (x, y, w, h), level_weight in found:
             confidence = float(np.clip((100.0 - float(level_weight)) / 100.0, 0.0, 1.0))
             if confidence < cfg.min_confidence:
                 continue
