@@ -203,10 +203,23 @@ def find(img_path: Any, db_path: str | Path, model_name: str = "VGG-Face", dista
     return [r.to_pandas() for r in results]
 
 
-def stream(*args: Any, **kwargs: Any) -> None:
-    """Not available yet: facepipe has no webcam loop (use the Python API per frame)."""
-    raise UnimplementedError("DeepFace.stream is not implemented in facepipe yet; "
-                             "call Pipeline.verify/analyze/find on your frames instead")
+def stream(db_path: str = "", model_name: str = "VGG-Face", detector_backend: str = "opencv",
+           distance_metric: str = "cosine", enable_face_analysis: bool = True, source: Any = 0,
+           time_threshold: int = 5, frame_threshold: int = 5, anti_spoofing: bool = False,
+           output_path: str | None = None, debug: bool = False) -> None:
+    """deepface's ``stream``: recognise (and analyse) faces from a camera or video, in a window.
+
+    Differences: faces are annotated live every ``frame_threshold`` frames instead of freezing the
+    picture for ``time_threshold`` seconds; an empty ``db_path`` means "no recognition".
+    """
+    from facepipe.stream import stream as run_stream
+
+    _no_antispoofing(anti_spoofing)
+    actions = ("age", "gender", "emotion") if enable_face_analysis else ()
+    pipeline = _pipeline(model_name, detector_backend, distance_metric, enforce_detection=False, actions=actions)
+    run_stream(source, pipeline=pipeline, db_path=db_path or None, actions=actions,
+               every_n_frames=max(int(frame_threshold), 1), output_path=output_path, display=True,
+               min_face_width=130)
 
 
 def _is_batch(img: Any) -> bool:
