@@ -85,7 +85,12 @@ EMBEDDING_VERSION = 1
 # mtime tick: its cached hash is not trusted (git's "racy clean" problem).
 _RACY_NS = 2_000_000_000
 # Config fields that change speed or placement, never the numbers that come out.
-_NEUTRAL_FIELDS = frozenset({"batch_size", "device", "threads", "providers", "weights_path"})
+_NEUTRAL_FIELDS = frozenset({"batch_size", "device", "threads", "num_threads", "providers", "weights_path"})
+
+
+def _neutral(field_name: str) -> bool:
+    # folders (caches and the like) change where files live, not what comes out
+    return field_name in _NEUTRAL_FIELDS or field_name.endswith("_dir")
 
 ProgressArg = bool | Callable[[int, int], None] | None
 
@@ -226,7 +231,7 @@ def _plugin_fingerprint(pipeline: Pipeline, slot: str, kind: str, name: str) -> 
     from facepipe.weights import default_manager
 
     config = pipeline.plugin_configs[slot]
-    options = {k: v for k, v in config.model_dump(mode="json").items() if k not in _NEUTRAL_FIELDS}
+    options = {k: v for k, v in config.model_dump(mode="json").items() if not _neutral(k)}
     manager = pipeline.weights if pipeline.weights is not None else default_manager()
     weights: dict[str, str] = {}
     override = getattr(config, "weights_path", None)
@@ -292,13 +297,17 @@ def _check_folder(db_path: str | os.PathLike[str]) -> Path:
 def _walk(root: Path, skip_dirs: Sequence[Path]) -> Iterator[tuple[str, str, os.stat_result]]:
     """``(relpath, path, stat)`` of every file with an image extension, sorted, ``/``-separated."""
     skip = {os.path.normcase(os.path.abspath(p)) for p in skip_dirs}
+    top = os.fspath(root)
 
     def on_error(exc: OSError) -> None:
         log.warning("cannot read the folder %s (%s); its photos are not indexed", exc.filename, exc.strerror)
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(top, onerror=on_error, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames
                              if os.path.normcase(os.path.abspath(os.path.join(dirpath, d))) not in skip)
+        # os.walk builds every dirpath by joining names onto `top`, so the relative folder is a suffix
+        sub = dirpath[len(top):].lstrip(os.sep)
+        prefix = sub.replace(os.sep, "/") + "/" if sub else ""
         for name in sorted(filenames):
             if not name.lower().endswith(IMAGE_EXTENSIONS):
                 continue
@@ -310,7 +319,7 @@ def _walk(root: Path, skip_dirs: Sequence[Path]) -> Iterator[tuple[str, str, os.
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
-            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            rel = prefix + name
             try:
                 rel.encode("utf-8")
             except UnicodeEncodeError:  # a name that is not valid in the file system's encoding

