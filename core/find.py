@@ -231,7 +231,8 @@ def _plugin_fingerprint(pipeline: Pipeline, slot: str, kind: str, name: str) -> 
     from facepipe.weights import default_manager
 
     config = pipeline.plugin_configs[slot]
-    options = {k: v for k, v in config.model_dump(mode="json").items() if not _neutral(k)}
+    files = {k for k, v in config if isinstance(v, Path)}  # their content is digested below, not their place
+    options = {k: v for k, v in config.model_dump(mode="json").items() if not _neutral(k) and k not in files}
     manager = pipeline.weights if pipeline.weights is not None else default_manager()
     weights: dict[str, str] = {}
     override = getattr(config, "weights_path", None)

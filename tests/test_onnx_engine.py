@@ -1,6 +1,6 @@
 """The ONNX Runtime engine of the Keras recognizers (``engine="onnx"``).
 
-The Keras model is exported once (tf2onnx on the TensorFlow backend) to
+The Keras model is exported once (tf2onnx on the TensorFlow backend, Keras' exporter on torch) to
 ``<weights home>/cache/onnx/<model>-<digest>.onnx`` and run by onnxruntime.  Checked here with
 deepface-format synthetic weights found by a ``WeightsManager`` in a temporary home:
 
@@ -12,7 +12,9 @@ deepface-format synthetic weights found by a ``WeightsManager`` in a temporary h
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,14 @@ import pytest
 keras = pytest.importorskip("keras")
 pytest.importorskip("h5py")
 pytest.importorskip("onnxruntime")
-if keras.backend.backend() != "tensorflow":
-    pytest.skip("the ONNX export is only tested on the TensorFlow backend", allow_module_level=True)
-pytest.importorskip("tensorflow")
-pytest.importorskip("tf2onnx")
+BACKEND = keras.backend.backend()
+if BACKEND == "tensorflow":
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")  # the exporter (TensorFlow backend)
+elif BACKEND == "torch":
+    pytest.importorskip("torch")  # Keras' own exporter (torch.onnx)
+else:
+    pytest.skip(f"the ONNX export is not tested on the {BACKEND} backend", allow_module_level=True)
 
 from facepipe.plugins.recognizers import _keras_common  # noqa: E402
 from facepipe.weights import WeightsManager  # noqa: E402
@@ -147,13 +153,19 @@ def test_corrupt_cache_is_exported_again(damage: str, synthetic_weights, parity_
         path.write_bytes(bytes(data[: len(data) // 3]))
     else:
         path.with_suffix(".json").write_text("{not json")
+    damaged = path.read_bytes()
 
     export = _Counter(_keras_common.export_onnx)
     monkeypatch.setattr(_keras_common, "export_onnx", export)
     plugin = _plugin("DeepID", home)
     out = plugin.forward(ref["inputs"])
     assert export.calls == 1 and plugin.onnx_runner.path == path
-    assert path.read_bytes() != bytes(data)
+    # a complete export with a matching sidecar is back in place
+    fresh = path.read_bytes()
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["sha256"] == hashlib.sha256(fresh).hexdigest() and meta["size"] == len(fresh)
+    if damage != "sidecar":
+        assert fresh != damaged
     np.testing.assert_allclose(out, ref["outputs"], **_tolerance(ref["outputs"]))
 
 
