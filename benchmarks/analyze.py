@@ -33,10 +33,11 @@ Usage::
     python benchmarks/analyze.py --configs offline --repeats 10
     python benchmarks/analyze.py --deepface-python /tmp/deepface-venv/bin/python --json out.json
 
-Installing deepface 0.0.103 in its own venv (it needs tf-keras with TensorFlow >= 2.16)::
+Installing deepface 0.0.103 in its own venv (it needs tf-keras with TensorFlow >= 2.16, and imports
+werkzeug without declaring it)::
 
     python3.11 -m venv /tmp/deepface-venv
-    /tmp/deepface-venv/bin/pip install deepface==0.0.103 tensorflow==2.21.0 tf-keras==2.21.0 "opencv-python<5"
+    /tmp/deepface-venv/bin/pip install deepface==0.0.103 tensorflow==2.21.0 tf-keras==2.21.0 werkzeug
 
 (or reuse facepipe's TensorFlow through a ``.pth`` file, see ``benchmarks/recognizers.py``).
 """

@@ -29,21 +29,28 @@ Usage::
     python benchmarks/recognizers.py                              # every model, facepipe only
     python benchmarks/recognizers.py --models Facenet,ArcFace --repeats 30
     python benchmarks/recognizers.py --keras-backend torch        # KERAS_BACKEND for facepipe
+    python benchmarks/recognizers.py --engine onnx                # facepipe's engine="onnx" option
     python benchmarks/recognizers.py --deepface-python /tmp/deepface-venv/bin/python --json out.json
 
 deepface pins its own TensorFlow / Keras 2 stack, so it lives in a separate virtual environment.
-deepface 0.0.103 with TensorFlow 2.21 needs tf-keras 2.21::
+deepface 0.0.103 with TensorFlow 2.21 needs tf-keras 2.21 (and imports werkzeug without declaring it)::
 
     python3.11 -m venv /tmp/deepface-venv
-    /tmp/deepface-venv/bin/pip install deepface==0.0.103 tensorflow==2.21.0 tf-keras==2.21.0 \\
-        dlib-bin "opencv-python<5"
+    /tmp/deepface-venv/bin/pip install deepface==0.0.103 tensorflow==2.21.0 tf-keras==2.21.0 werkzeug dlib-bin
 
-(To reuse facepipe's already installed TensorFlow instead of a second copy: create the venv,
-add a ``.pth`` file holding the path of facepipe's venv ``site-packages`` to the new venv's
-``site-packages``, then ``pip install --no-deps deepface==0.0.103 tf-keras==2.21.0 werkzeug gdown
-retina-face beautifulsoup4 soupsieve filelock``.) The deepface side runs with
-``DEEPFACE_BACKEND_ENGINE=tensorflow`` (its ``.h5`` models; the synthetic files fit them). Without
-deepface the table shows the reference figures from the issue instead.
+To reuse facepipe's installed TensorFlow, cv2, dlib, pandas ... instead of second copies (what was
+done for the figures in the report)::
+
+    python3.11 -m venv /tmp/dfbench-venv
+    echo /work/main/.venv/lib/python3.11/site-packages \
+        > /tmp/dfbench-venv/lib/python3.11/site-packages/zz_facepipe_venv.pth
+    /tmp/dfbench-venv/bin/pip install --no-deps deepface==0.0.103 tf-keras==2.21.0 werkzeug gdown \
+        retina-face beautifulsoup4 soupsieve filelock markupsafe
+
+The deepface side runs with ``DEEPFACE_BACKEND_ENGINE=tensorflow`` (its ``.h5`` models; the
+synthetic files fit them). deepface's own ``DeepFace`` (Facebook) model refuses to build on
+TensorFlow > 2.12 (no LocallyConnected2D), so that row shows deepface's error. Without deepface
+the report shows the issue's reference figures instead.
 """
 
 from __future__ import annotations
@@ -75,6 +82,9 @@ GOAL_FACENET_BATCH_FPS = 120.0
 # ------------------------------------------------------------------------------------ workers
 def _force_build(rec: Any) -> bool:
     """Build the (lazily built) model now, so build time and first-call time are apart."""
+    if getattr(rec.config, "engine", "keras") == "onnx" and hasattr(type(rec), "onnx_runner"):
+        rec.onnx_runner  # cached export (or export now) + onnxruntime session
+        return True
     if isinstance(getattr(type(rec), "model", None), property):  # Keras plugins
         rec.model
         return True
@@ -93,11 +103,14 @@ def facepipe_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     registry = PluginRegistry()
     spec = registry.get("recognizer", args.model)
-    for module in spec.requires:  # the runtime (keras -> its backend) counts as import time
+    onnx = args.engine == "onnx" and "engine" in spec.config.model_fields
+    # The runtime counts as import time: keras (-> its backend), or only onnxruntime when a
+    # cached ONNX export is run (keras / TensorFlow are then imported only to export).
+    for module in ("onnxruntime",) if onnx else spec.requires:
         importlib.import_module(module)
     import_s = time.perf_counter() - start
     backend = None
-    if "keras" in spec.requires:
+    if "keras" in spec.requires and not onnx:
         import keras
 
         backend = keras.backend.backend()
@@ -106,9 +119,16 @@ def facepipe_worker(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if "batch_size" in spec.config.model_fields:
         options["batch_size"] = args.batch  # one model call per timed batch
+    if onnx:
+        options["engine"] = "onnx"
+    weights = WeightsManager(home=args.home, offline=True)
+    exported = False
+    if onnx:  # was there a cached export before this process?
+        probe = registry.create("recognizer", args.model, options, weights=weights)
+        exported = not probe.onnx_cache_path().is_file()
 
     def build() -> Any:
-        rec = registry.create("recognizer", args.model, options, weights=WeightsManager(home=args.home, offline=True))
+        rec = registry.create("recognizer", args.model, options, weights=weights)
         return rec, _force_build(rec)
 
     build_s, (rec, built) = bc.timed(build)
@@ -123,6 +143,7 @@ def facepipe_worker(args: argparse.Namespace) -> dict[str, Any]:
         "one_n": one["n"], "batch": len(batch), "batch_first_s": batch_first_s, "batch_s": many["median_s"],
         "batch_cpu_ms_per_face": many["cpu_s"] * 1000 / len(batch), "batch_n": many["n"],
         "batch_fps": len(batch) / many["median_s"], "dim": int(out.shape[1]), "keras_backend": backend,
+        "engine": "onnx" if onnx else "keras", "exported": exported,
     }
 
 
@@ -194,7 +215,8 @@ def deepface_available(python: str) -> bool:
 
 def worker_cmd(python: str, side: str, model: str, args: argparse.Namespace, crops: Path, home: Path) -> list[str]:
     return [python, str(HERE), "--worker", side, "--model", model, "--crops", str(crops), "--home", str(home),
-            "--repeats", str(args.repeats), "--batch", str(args.batch), "--budget", str(args.budget)]
+            "--repeats", str(args.repeats), "--batch", str(args.batch), "--budget", str(args.budget),
+            "--engine", args.engine]
 
 
 def run_all(args: argparse.Namespace, models: list[str], deepface_python: str | None) -> dict[str, Any]:
@@ -216,8 +238,14 @@ def run_all(args: argparse.Namespace, models: list[str], deepface_python: str | 
                    "KERAS_BACKEND": args.keras_backend}
             print(f"[{model}] facepipe ({kind} weights, keras backend {args.keras_backend}) ...",
                   file=sys.stderr, flush=True)
-            results["facepipe"][model] = bc.run_worker(
-                worker_cmd(sys.executable, "facepipe", model, args, crops, fp_home), env=env, timeout=args.timeout)
+            cmd = worker_cmd(sys.executable, "facepipe", model, args, crops, fp_home)
+            row = bc.run_worker(cmd, env=env, timeout=args.timeout)
+            if row.get("exported"):  # that run exported the ONNX file: measure again with the cache
+                print(f"[{model}] facepipe again, with the cached ONNX export ...", file=sys.stderr, flush=True)
+                first = row
+                row = bc.run_worker(cmd, env=env, timeout=args.timeout)
+                row["export_run"] = first
+            results["facepipe"][model] = row
             if deepface_python:
                 bc.link_weights(df_home / ".deepface" / "weights", files)
                 env = {"DEEPFACE_HOME": str(df_home), "DEEPFACE_BACKEND_ENGINE": "tensorflow",
@@ -261,7 +289,9 @@ def report(args: argparse.Namespace, models: list[str], results: dict[str, Any],
     print(f"\nRecognizers: cold start, 1-face latency (median of <= {args.repeats} after warm-up, "
           f"preprocessing included), batch {b} throughput, peak RSS per process")
     print(f"machine: {load['cpus']} CPUs; {load['uptime']}")
-    print(f"\nfacepipe (keras backend {args.keras_backend}; Python {sys.version.split()[0]})")
+    engine = ("engine onnx: onnxruntime on the cached ONNX export (the export run is in the JSON)"
+              if args.engine == "onnx" else f"keras backend {args.keras_backend}")
+    print(f"\nfacepipe ({engine}; Python {sys.version.split()[0]})")
     rows = [[m, results["weights"].get(m, "")] + _cells(results["facepipe"].get(m)) for m in models]
     bc.print_table(["model", "weights"] + cols, rows)
     if any(r.get("build_in_first_call") for r in results["facepipe"].values()):
@@ -355,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop repeating a measurement after this many seconds (>= 3 calls for 1 face)")
     parser.add_argument("--keras-backend", choices=("tensorflow", "torch", "jax"), default="tensorflow",
                         help="KERAS_BACKEND of facepipe's worker processes")
+    parser.add_argument("--engine", choices=("keras", "onnx"), default="keras",
+                        help="facepipe's Keras recognizers: 'keras' or 'onnx' (exported once, cached in "
+                             ".cache/bench/facepipe-home/cache/onnx; a run that exports is repeated)")
     parser.add_argument("--deepface-python", help="interpreter of a venv with deepface==0.0.103 (see docstring)")
     parser.add_argument("--no-deepface", action="store_true", help="skip the deepface side")
     parser.add_argument("--sface-model", type=Path, help=f"path of {SFACE_FILE} (SFace runs only with it)")

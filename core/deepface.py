@@ -195,11 +195,11 @@ def find(img_path: Any, db_path: str | Path, model_name: str = "VGG-Face", dista
     _no_antispoofing(anti_spoofing)
     pipeline = _pipeline(model_name, detector_backend, distance_metric, enforce_detection=enforce_detection,
                          align=align, expand_percentage=expand_percentage, normalization=normalization)
-    results = find_in_folder(pipeline, img_path, db_path, threshold=threshold, k=k,
+    results = find_in_folder(pipeline, img_path, db_path, threshold=threshold or None, k=k,
                              similarity_search=similarity_search, refresh=refresh_database,
                              progress=not silent)
-    if batched:
-        return [list(r.rows) for r in results]
+    if batched:  # deepface's batched rows have no confidence column
+        return [[{key: v for key, v in row.items() if key != "confidence"} for row in r.rows] for r in results]
     return [r.to_pandas() for r in results]
 
 

@@ -121,6 +121,8 @@ class Pipeline:
     def close(self) -> None:
         """Release every built plugin."""
         with self._lock:
+            for index in self.__dict__.pop("_find_indexes", {}).values():
+                index.close()
             for instance in self._instances.values():
                 instance.close()
             self._instances.clear()

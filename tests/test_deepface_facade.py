@@ -118,3 +118,16 @@ def test_analyze_keys_and_types_with_emotion(dataset: Path, synthetic_weights, t
     assert sum(item["emotion"].values()) == pytest.approx(100.0, abs=1e-3)
     assert item["dominant_emotion"] in item["emotion"]
     json.dumps(item)
+
+
+def test_find_columns_and_batched_rows(dataset: Path, tmp_path: Path) -> None:
+    for name in ("img1.jpg", "img2.jpg", "img3.jpg"):
+        shutil.copy(dataset / name, tmp_path / name)
+    (frame,) = DeepFace.find(str(dataset / "img6.jpg"), str(tmp_path), model_name="Dlib", silent=True)
+    assert list(frame.columns) == ["identity", "hash", "target_x", "target_y", "target_w", "target_h", "threshold",
+                                   "source_x", "source_y", "source_w", "source_h", "distance", "confidence"]
+    # PAIRS.md §2.3: a folder of img1, img2, img3 queried with img6 gives exactly img1 and img2.
+    assert sorted(Path(p).name for p in frame["identity"]) == ["img1.jpg", "img2.jpg"]
+    assert frame["distance"].is_monotonic_increasing
+    (rows,) = DeepFace.find(str(dataset / "img6.jpg"), str(tmp_path), model_name="Dlib", silent=True, batched=True)
+    assert rows and "confidence" not in rows[0] and "identity" in rows[0]
