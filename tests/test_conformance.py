@@ -57,7 +57,6 @@ def test_ssd_conformance_with_tiny_caffe_net(tmp_path) -> None:  # type: ignore[
                                                        "weights_path": str(tmp_path / "mini.caffemodel")}))
 
 
-@pytest.mark.keras
 def test_retinaface_conformance_with_synthetic_weights(synthetic_weights) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("keras")
     path = synthetic_weights("RetinaFace")
