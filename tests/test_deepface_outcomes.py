@@ -97,3 +97,15 @@ def test_analyze_outcomes_with_offline_analyzers(dataset: Path) -> None:
     for faces in batch:
         for analysis in faces:
             assert analysis.attributes["dominant_gender"] in ("Man", "Woman")
+
+
+def test_selfie_with_mtcnn_on_deepfaces_padded_image(dataset: Path) -> None:
+    # PAIRS.md §5: mtcnn finds >= 5 faces in selfie-many-people.jpg. deepface gets the 5th face only
+    # because it detects on a 50 %-padded image (faces cut by the border become whole); facepipe's
+    # pad_before_detect reproduces that (on the bare photo the mtcnn package finds 4).
+    pytest.importorskip("mtcnn")
+    p = Pipeline.from_config({"detector": "mtcnn", "recognizer": "Dlib", "pad_before_detect": True})
+    faces = p.extract_faces(dataset / "selfie-many-people.jpg")
+    assert len(faces) >= 5
+    height, width = 604, 600
+    assert all(0 <= f.area.x and f.area.x + f.area.w <= width and f.area.y + f.area.h <= height for f in faces)
