@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import Field
 
 from facepipe import hookimpl
+from facepipe.engines.boxes import nms as shared_nms
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -59,24 +60,8 @@ class CenterFaceConfig(PluginConfig):
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy non-maximum suppression; indices of the kept boxes, best score first.
-
-    A box is dropped when its IoU with a kept, higher-scoring box is ``>= iou``.
-    """
-    order = np.argsort(-scores, kind="stable")
-    x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = (x1 - x0) * (y1 - y0)
-    keep: list[int] = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(int(best))
-        iw = np.clip(np.minimum(x1[best], x1[rest]) - np.maximum(x0[best], x0[rest]), 0, None)
-        ih = np.clip(np.minimum(y1[best], y1[rest]) - np.maximum(y0[best], y0[rest]), 0, None)
-        inter = iw * ih
-        union = areas[best] + areas[rest] - inter
-        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        order = rest[overlap < iou]
-    return np.asarray(keep, dtype=np.int64)
+    """Greedy NMS; a box is dropped when its IoU with a kept, higher-scoring box is ``>= iou``."""
+    return shared_nms(boxes[:, :4], scores, iou, drop_equal=True)
 
 
 def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, landmarks: np.ndarray,

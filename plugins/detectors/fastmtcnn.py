@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from facepipe import hookimpl
+from facepipe.engines.boxes import nms as shared_nms
 from facepipe.errors import ConfigError, ImageTypeError, WeightsError
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
@@ -158,30 +159,8 @@ def _net_classes() -> dict[str, Any]:
 # Box helpers (numpy)
 # --------------------------------------------------------------------------------------------
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
-    """Greedy non-maximum suppression; returns kept indices, best score first.
-
-    ``boxes`` is ``(n, 4)`` x1, y1, x2, y2.  ``mode="min"`` divides the intersection by the
-    smaller area instead of the union (MTCNN's last stage).
-    """
-    if len(boxes) == 0:
-        return np.zeros(0, dtype=np.int64)
-    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
-    areas = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(int(i))
-        iw = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0.0)
-        ih = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0.0)
-        inter = iw * ih
-        if mode == "min":
-            denom = np.minimum(areas[i], areas[rest])
-        else:
-            denom = areas[i] + areas[rest] - inter
-        overlap = inter / np.maximum(denom, 1e-12)
-        order = rest[overlap <= threshold]
-    return np.asarray(keep, dtype=np.int64)
+    """Greedy NMS (``mode="min"``: intersection over the smaller area, MTCNN's last stage)."""
+    return shared_nms(boxes, scores, threshold, mode="min" if mode == "min" else "union")
 
 
 def nms_per_image(image_idx: np.ndarray, boxes: np.ndarray, scores: np.ndarray, threshold: float,

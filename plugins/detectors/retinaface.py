@@ -47,6 +47,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from facepipe import hookimpl
+from facepipe.engines.boxes import nms as shared_nms
 from facepipe.errors import ImageTypeError, WeightsError
 from facepipe.plugins.recognizers._keras_common import KerasModelMixin, _device_scope
 from facepipe.specs import DetectorSpec, WeightFile
@@ -337,21 +338,8 @@ def decode_landmarks(anchors: np.ndarray, deltas: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy NMS (inclusive-pixel areas, as the package): indices kept, best score first."""
-    x1, y1, x2, y2 = boxes.T
-    areas = (x2 - x1 + 1.0) * (y2 - y1 + 1.0)
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1.0)
-        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1.0)
-        inter = iw * ih
-        iou = inter / (areas[i] + areas[rest] - inter)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
+    """Greedy NMS with inclusive-pixel areas, as the retina-face package: indices kept, best first."""
+    return shared_nms(boxes, scores, iou_threshold, pixel_offset=1.0)
 
 
 def decode_outputs(outputs: Sequence[np.ndarray], input_hw: tuple[int, int], scale: float = 1.0,
