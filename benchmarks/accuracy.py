@@ -378,12 +378,18 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print_table(rows)
+    print("cosine pairs decided differently from deepface:")
     for r in rows:
-        for f in r.get("decision_flips", []):
-            if r["metric"] == "cosine":
-                print(f"  {r['detector']}/{r['config']}: pair {f['pair']} {f['file_x']}-{f['file_y']} "
-                      f"({'same' if f['same'] else 'different'}) facepipe {f['facepipe']:.4f} vs deepface "
-                      f"{f['deepface']:.4f} -> {'facepipe' if f['facepipe_correct'] else 'deepface'} right")
+        flips = r.get("decision_flips", [])
+        if r["metric"] != "cosine" or not flips:
+            continue
+        ours = sum(f["facepipe_correct"] for f in flips)
+        print(f"  {r['detector']}/{r['config']}: {len(flips)} pairs, facepipe right on {ours}, "
+              f"deepface on {len(flips) - ours}")
+        if len(flips) <= 6:
+            for f in flips:
+                print(f"    pair {f['pair']} {f['file_x']}-{f['file_y']} ({'same' if f['same'] else 'different'}): "
+                      f"facepipe {f['facepipe']:.4f} vs deepface {f['deepface']:.4f}")
     print(f"load after: {_load_average()}")
     if args.json:
         args.json.write_text(json.dumps({"pairs": len(pairs), "tolerance": TOLERANCE, "skipped": skipped,

@@ -233,7 +233,8 @@ def print_tables(ours: list[dict[str, Any]], theirs: list[dict[str, Any]] | None
         row = [r["detector"], r["recognizer"], _side(r["detect_max_side"]), f"{r['median_s']:.3f}",
                f"{r['min_s']:.3f}", f"{r['first_s']:.2f}", f"{r['distance']:.6f}", f"{r['faces'][0]}+{r['faces'][1]}"]
         if theirs is not None:
-            match = next((d for d in theirs if d["detector"] == r["detector"] and d["recognizer"] == r["recognizer"]), None)
+            match = next((d for d in theirs
+                          if d["detector"] == r["detector"] and d["recognizer"] == r["recognizer"]), None)
             if match is None or "error" in match:
                 row += [(match or {}).get("error", "-")[:30], "", "", ""]
             else:
