@@ -224,7 +224,8 @@ def _side(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def print_tables(ours: list[dict[str, Any]], theirs: list[dict[str, Any]] | None, engine: str) -> None:
+def print_tables(ours: list[dict[str, Any]], theirs: list[dict[str, Any]] | None, engine: str,
+                 skipped: bool = False) -> None:
     header = ["detector", "recognizer", "max_side", "median s", "min s", "first s", "distance", "faces"]
     if theirs is not None:
         header += ["deepface median s", "min s", "distance", "speed-up"]
@@ -263,7 +264,8 @@ def print_tables(ours: list[dict[str, Any]], theirs: list[dict[str, Any]] | None
         if i == 0:
             print("  ".join("-" * w for w in widths))
     if theirs is None:
-        print("\ndeepface is not importable here and no --deepface-python was given: NOT measured here. "
+        why = "skipped (--no-deepface)" if skipped else "not importable here and no --deepface-python was given"
+        print(f"\ndeepface {why}: NOT measured here. "
               "The issue reports a warm deepface 0.0.103 verify (Facenet + opencv) of "
               f"{ISSUE_FIGURES['tensorflow']} s on TensorFlow and {ISSUE_FIGURES['onnx']} s on ONNX "
               f"(its machine; engine asked for here: {engine}).")
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"min {row['min_s']:.3f} s, distance {row['distance']:.6f}", flush=True)
     load_after = uptime()
     print()
-    print_tables(ours, theirs, args.deepface_engine)
+    print_tables(ours, theirs, args.deepface_engine, skipped=args.no_deepface)
     print(f"\nload before: {load_before}\nload after:  {load_after}  (2 shared cores: figures are upper bounds)")
     if args.json:
         args.json.write_text(json.dumps({"facepipe": ours, "deepface": theirs, "issue_figures": ISSUE_FIGURES,

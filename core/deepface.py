@@ -50,6 +50,9 @@ def _pipeline(model_name: str = "VGG-Face", detector_backend: str = "opencv", di
         "recognizer": recognizer,
         "metric": distance_metric,
         "align": align,
+        # deepface detects on a 50 %-padded image when aligning: keep that here so boxes and
+        # distances match deepface's exactly (facepipe's own default skips the padding).
+        "pad_before_detect": align,
         "expand_percentage": max(float(expand_percentage), 0.0),  # deepface: negative → 0 with a warning
         "on_no_face": "error" if enforce_detection else "whole_image",
         "threshold": threshold or None,
