@@ -80,7 +80,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 #: The index folder created inside the indexed folder (never indexed itself).
 INDEX_DIR_NAME = ".facepipe-index"
 #: Bump when facepipe's detection/alignment/preprocessing changes what embeddings come out.
-EMBEDDING_VERSION = 1
+EMBEDDING_VERSION = 2  # 2: crops scaled to [0, 1] before resizing (deepface order)
 # A file modified this close to the moment it was hashed may have changed again within the same
 # mtime tick: its cached hash is not trusted (git's "racy clean" problem).
 _RACY_NS = 2_000_000_000

@@ -45,8 +45,13 @@ def resize_pad(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def resize_pad_batch(faces: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
-    """:func:`resize_pad` over a list of crops, stacked to ``(N, rows, cols, C)`` float32."""
-    return np.stack([resize_pad(f, size) for f in faces]).astype(np.float32, copy=False)
+    """:func:`resize_pad` over a list of crops, stacked to ``(N, rows, cols, C)`` float32.
+
+    uint8 crops are scaled to [0, 1] *before* resizing, as deepface resizes the [0, 1] face that
+    ``extract_faces`` returns; resizing the 8-bit crop would round differently (~0.5 grey level).
+    """
+    return np.stack([resize_pad(f.astype(np.float32) / 255.0 if f.dtype == np.uint8 else f, size)
+                     for f in faces]).astype(np.float32, copy=False)
 
 
 def normalize_input(batch: np.ndarray, normalization: str = "base") -> np.ndarray:
