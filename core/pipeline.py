@@ -118,6 +118,18 @@ class Pipeline:
     def metric_name(self) -> str:
         return getattr(self.metric, "name", None) or self.config.metric.name
 
+    def prepare(self, actions: Sequence[str] | None = None, *, recognizer: bool = True) -> "Pipeline":
+        """Build the plugins and load their models now (e.g. when a server starts) instead of on
+        the first call: the detector, the recognizer (unless ``recognizer=False``) and the
+        analyzers of ``actions`` (default: every configured one).  Returns the pipeline."""
+        plugins = [self.detector]
+        if recognizer:
+            plugins.append(self.recognizer)
+        plugins.extend(self.analyzer(a) for a in (self.config.analyzers if actions is None else actions))
+        for plugin in plugins:
+            plugin.prepare()
+        return self
+
     def close(self) -> None:
         """Release every built plugin."""
         with self._lock:
@@ -277,13 +289,27 @@ class Pipeline:
         faces = self.faces([value], **options)[0]
         return self.embed_faces(faces), [f.area.to_dict() for f in faces]
 
+    def _image_sides(self, images: list[Any], **options: Any) -> list[tuple[np.ndarray, list[dict[str, Any]]]]:
+        """Faces and embeddings of several images with one detection pass and one model call."""
+        per_image = self.faces(images, **options)
+        flat = [f for faces in per_image for f in faces]
+        vectors = self.embed_faces(flat)
+        out, start = [], 0
+        for faces in per_image:
+            out.append((vectors[start:start + len(faces)], [f.area.to_dict() for f in faces]))
+            start += len(faces)
+        return out
+
     def verify(self, img1: Any, img2: Any, *, threshold: float | None = None, **options: Any) -> VerifyResult:
         """Do two images (or embeddings) show the same person? The closest face pair decides."""
         from facepipe.thresholds import confidence
 
         start = time.perf_counter()
-        a, areas_a = self._side(img1, "img1", **options)
-        b, areas_b = self._side(img2, "img2", **options)
+        if _is_image_side(img1) and _is_image_side(img2):
+            (a, areas_a), (b, areas_b) = self._image_sides([img1, img2], **options)
+        else:
+            a, areas_a = self._side(img1, "img1", **options)
+            b, areas_b = self._side(img2, "img2", **options)
         if a.shape[1] != b.shape[1]:
             raise DimensionMismatchError(f"img1 embeddings have {a.shape[1]} dimensions but img2 has {b.shape[1]}")
         distances = self.metric.pairwise(a, b)
@@ -375,6 +401,11 @@ class VerifyMatrix:
     threshold: float
     model: str
     similarity_metric: str
+
+
+def _is_image_side(value: Any) -> bool:
+    """An image input for one side of verify (not an embedding, nor a list given by mistake)."""
+    return not is_embedding(value) and not isinstance(value, (list, tuple))
 
 
 def _as_batch(img: Any) -> tuple[list[Any], bool]:

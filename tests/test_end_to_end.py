@@ -100,3 +100,20 @@ def test_verify_many_returns_the_whole_matrix(opencv_dlib: Pipeline, dataset: Pa
     assert result.verified.tolist() == [[True, False, True], [False, True, False]]
     single = opencv_dlib.verify(dataset / "img3.jpg", dataset / "img12.jpg")
     assert result.distances[1, 1] == pytest.approx(single.distance, abs=1e-6)
+
+
+def test_prepare_loads_every_model_before_the_first_call(dataset: Path) -> None:
+    """Pipeline.prepare() (e.g. at server start) leaves nothing to load for the first call."""
+    from facepipe.errors import ConfigError
+
+    pipeline = Pipeline()  # offline defaults: dlib, Dlib, age/gender/emotion-offline
+    assert pipeline.recognizer._model is None
+    assert pipeline.prepare() is pipeline
+    assert pipeline.recognizer._model is not None
+    assert pipeline.analyzer("age")._session is not None
+    assert pipeline.analyzer("gender")._session is not None
+    assert pipeline.analyzer("emotion")._keras_model is not None
+    result = pipeline.analyze(str(dataset / "img1.jpg"), actions=["gender"])
+    assert result[0].to_dict()["dominant_gender"] == "Woman"
+    with pytest.raises(ConfigError, match="race"):
+        pipeline.prepare(["race"])

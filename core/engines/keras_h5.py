@@ -33,17 +33,46 @@ def read_h5_weights(path: str | Path) -> list[tuple[str, list[np.ndarray]]]:
     import h5py
 
     try:
-        with h5py.File(str(path), "r") as f:
+        with h5py.File(str(path), "r") as f, open(path, "rb") as raw:
             root = f["model_weights"] if "model_weights" in f else f
             layers = []
             for name in _read_names(root.attrs, "layer_names"):
                 group = root[name]
                 weight_names = _read_names(group.attrs, "weight_names")
                 if weight_names:
-                    layers.append((name, [np.asarray(group[w]) for w in weight_names]))
+                    layers.append((name, [_read_dataset(group[w], raw) for w in weight_names]))
             return layers
-    except (OSError, KeyError) as exc:
+    except (OSError, KeyError, ValueError) as exc:
         raise WeightsError(f"could not read Keras HDF5 weights from {path}: {exc}") from exc
+
+
+def _read_dataset(dataset: Any, raw: Any) -> np.ndarray:
+    """One dataset as an array.  Keras writes weights contiguous and uncompressed: those are read
+    straight from the file at their offset (~5x faster than h5py's own reader for the 540 MB
+    VGG files); anything else goes through h5py."""
+    offset = dataset.id.get_offset()
+    if (dataset.chunks is None and dataset.compression is None and offset is not None
+            and dataset.dtype.kind in "fiu" and dataset.size > 0):
+        raw.seek(offset)
+        array = aligned_empty(dataset.shape, dataset.dtype)
+        got = raw.readinto(memoryview(array.reshape(-1)).cast("B"))
+        if got != array.nbytes:
+            raise ValueError(f"dataset {dataset.name} is truncated ({got} of {array.nbytes} bytes)")
+        return array
+    return np.asarray(dataset[()])
+
+
+#: alignment TensorFlow's kernels require of a tensor's memory (EIGEN_MAX_ALIGN_BYTES)
+ALIGN_BYTES = 64
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an ``ALIGN_BYTES`` boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffer = np.empty(nbytes + ALIGN_BYTES, dtype=np.uint8)
+    start = (-buffer.ctypes.data) % ALIGN_BYTES
+    return buffer[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def weighted_layers(model: Any) -> list[Any]:
@@ -61,6 +90,7 @@ def load_h5_positional(model: Any, path: str | Path) -> None:
     """Assign the weights stored in ``path`` to ``model``'s weighted layers, by position."""
     stored = read_h5_weights(path)
     targets = weighted_layers(model)
+    assign = _assigner()
     if len(stored) != len(targets):
         raise WeightsError(
             f"{path} holds {len(stored)} weighted layers but the model has {len(targets)}; "
@@ -79,7 +109,39 @@ def load_h5_positional(model: Any, path: str | Path) -> None:
                     f"layer #{index} ({layer.name}) weight {var.name}: shape {tuple(var.shape)} but "
                     f"{file_name} in {path} has {tuple(arr.shape)}"
                 )
-        layer.set_weights(arrays)
+        for var, arr in zip(variables, arrays):
+            assign(var, arr)
+
+
+def _assigner() -> Any:
+    """``assign(variable, array)`` for the current Keras backend.
+
+    On TensorFlow, converting a NumPy array to a tensor copies it at ~0.6 GB/s (0.7 s for VGG's
+    411 MB fc6 kernel).  Wrapped through DLPack the tensor shares the array's memory (the DLPack
+    capsule keeps the array alive), and the variable may simply take that buffer over - so it
+    must be aligned the way TensorFlow's kernels expect: unaligned arrays are copied first.
+    Anything DLPack refuses takes the ordinary path."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda var, arr: var.assign(arr)
+    import tensorflow as tf
+
+    def assign(var: Any, arr: np.ndarray) -> None:
+        value: Any = arr
+        if arr.dtype == np.dtype(var.dtype) and arr.size:
+            if arr.ctypes.data % ALIGN_BYTES or not arr.flags.c_contiguous:
+                aligned = aligned_empty(arr.shape, arr.dtype)
+                aligned[...] = arr
+                arr = aligned
+            try:
+                shared = tf.experimental.dlpack.from_dlpack(arr.__dlpack__())
+                value = tf.raw_ops.DeepCopy(x=shared)  # TensorFlow-owned memory
+            except Exception:  # noqa: BLE001 - unsupported layout or dtype: copy instead
+                value = arr
+        var.assign(value)
+
+    return assign
 
 
 def layer_signature(model: Any) -> list[tuple[str, list[list[int]]]]:

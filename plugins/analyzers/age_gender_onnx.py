@@ -142,6 +142,9 @@ class _OnnxAnalyzer(Analyzer):
             return Path(explicit)
         return Path(self.weights_manager().path(self.weight_file))
 
+    def prepare(self) -> None:
+        _ = self.session
+
     @property
     def session(self) -> Any:
         """The ``onnxruntime.InferenceSession`` (created on first use, under a lock)."""

@@ -469,6 +469,15 @@ class KerasModelMixin:
                 self._keras_model = model
         return self._keras_model
 
+    def prepare(self) -> None:
+        """Build the model and load its weights (or open the ONNX export) now, and run one blank
+        face through it so that graph tracing is done too."""
+        if getattr(self.config, "engine", "keras") == "onnx":  # type: ignore[attr-defined]
+            shape = self.onnx_runner.input_shape
+        else:
+            shape = tuple(self.model.input_shape[1:])
+        self.keras_forward(np.zeros((1, *(d or 1 for d in shape)), dtype=np.float32))
+
     def keras_forward(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on a preprocessed batch (chunked by ``config.batch_size``)."""
         config = self.config  # type: ignore[attr-defined]

@@ -65,6 +65,9 @@ class DlibRecognizer(Recognizer):
                 self._model = dlib.face_recognition_model_v1(str(path))
             return self._model
 
+    def prepare(self) -> None:
+        self._get_model()
+
     def preprocess(self, faces: Sequence[np.ndarray]) -> np.ndarray:
         """deepface's recipe: resize/pad to 150x150 in [0, 1], then RGB uint8 for dlib."""
         from facepipe.preprocess import resize_pad_batch
