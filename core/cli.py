@@ -168,7 +168,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from facepipe.service import serve
 
-    serve(args.config, host=args.host, port=args.port, token=args.token)
+    serve(args.config, host=args.host, port=args.port, token=args.token, preload=args.preload)
     return 0
 
 
@@ -252,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5005)
     p.add_argument("--token", help="bearer token (or FACEPIPE_API_TOKEN); required off loopback")
+    p.add_argument("--preload", action="store_true",
+                   help="load every configured model before listening (first request as fast as the rest)")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -76,12 +76,19 @@ def decode_image_field(value: Any, field: str) -> np.ndarray:
     return load_image(data, name=field, limits=limits).image
 
 
-def create_app(config: Any = None, *, token: str | None = None, registry: Any = None) -> Any:
-    """Build the FastAPI application around one pipeline (models are built once and shared)."""
+def create_app(config: Any = None, *, token: str | None = None, registry: Any = None,
+               preload: bool = False) -> Any:
+    """Build the FastAPI application around one pipeline (models are built once and shared).
+
+    ``preload=True`` loads every configured model before the app is returned, so the first
+    request is as fast as the others (and a missing weight file stops the start, not a request).
+    """
     from facepipe import __version__
     from facepipe.pipeline import Pipeline
 
     pipeline = Pipeline.from_config(config, registry=registry)
+    if preload:
+        pipeline.prepare()
     expected = token if token is not None else os.environ.get("FACEPIPE_API_TOKEN") or None
     app = FastAPI(title="facepipe", version=__version__,
                   description="Face verification, embeddings and attribute analysis.")
@@ -168,11 +175,12 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
     return app
 
 
-def serve(config: Any = None, *, host: str = "127.0.0.1", port: int = 5005, token: str | None = None) -> None:
+def serve(config: Any = None, *, host: str = "127.0.0.1", port: int = 5005, token: str | None = None,
+          preload: bool = False) -> None:
     """Run the service with uvicorn. A non-loopback host requires a token."""
     import uvicorn
 
     token = token or os.environ.get("FACEPIPE_API_TOKEN") or None
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise ConfigError(f"listening on {host} needs a bearer token: set FACEPIPE_API_TOKEN or pass --token")
-    uvicorn.run(create_app(config, token=token), host=host, port=port, workers=1)
+    uvicorn.run(create_app(config, token=token, preload=preload), host=host, port=port, workers=1)

@@ -117,3 +117,20 @@ def test_non_loopback_without_token_is_refused(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("FACEPIPE_API_TOKEN", raising=False)
     with pytest.raises(ConfigError, match="needs a bearer token"):
         serve(CONFIG, host="0.0.0.0", port=0)
+
+
+def test_preload_loads_models_before_serving() -> None:
+    app = create_app(CONFIG, token=TOKEN, preload=True)
+    assert app.state.pipeline.recognizer._model is not None  # Dlib's ResNet, loaded up front
+
+
+def test_preload_with_a_broken_weight_file_fails_at_start(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    from facepipe.errors import WeightsError
+
+    broken = tmp_path / "facenet_weights.h5"
+    broken.write_bytes(b"not an HDF5 file")
+    config = dict(CONFIG, recognizer={"name": "Facenet", "weights_path": str(broken)})
+    assert create_app(config, token=TOKEN) is not None  # lazy: the problem waits for a request
+    with pytest.raises(WeightsError, match="facenet_weights.h5"):
+        create_app(config, token=TOKEN, preload=True)
