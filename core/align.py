@@ -90,20 +90,28 @@ def _project_box(rx: int, ry: int, w: int, h: int, angle: float, pw: int, ph: in
 
 def aligned_crop(image: np.ndarray, x: int, y: int, w: int, h: int,
                  left_eye: Point | None, right_eye: Point | None) -> np.ndarray:
-    """Rotate a 2x context patch about its centre by the eye angle and cut out the face."""
+    """The face rotated so the eyes are level: deepface's rotation of a 2x context patch about its
+    centre, then the face-sized window around where the face landed.
+
+    Only that window is computed: one affine warp straight from the image (outside it, zeros:
+    the same as the zero-filled patch, since the window never samples beyond the patch), a
+    quarter of the pixels of rotating the whole patch.
+    """
     import cv2
 
     angle = rotation_angle(left_eye, right_eye)
-    patch = context_patch(image, x, y, w, h)
     if angle == 0.0:
-        rx, ry = int(0.5 * w), int(0.5 * h)
-        return patch[ry:ry + h, rx:rx + w]
-    ph, pw = patch.shape[:2]
+        return image[y:y + h, x:x + w]  # the box lies inside the image (crop_face clamps it)
+    rx, ry = int(0.5 * w), int(0.5 * h)
+    ph, pw = h + 2 * ry, w + 2 * rx  # the context patch, whose corner is (x - rx, y - ry)
     matrix = cv2.getRotationMatrix2D((pw // 2, ph // 2), angle, 1.0)
-    rotated = cv2.warpAffine(patch, matrix, (pw, ph), flags=cv2.INTER_CUBIC,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    x1, y1, x2, y2 = _project_box(int(0.5 * w), int(0.5 * h), w, h, angle, pw, ph)
-    return rotated[y1:y2, x1:x2]
+    x1, y1, x2, y2 = _project_box(rx, ry, w, h, angle, pw, ph)
+    if x2 <= x1 or y2 <= y1:
+        return image[y:y, x:x]
+    # patch coordinates = image coordinates - corner; output = rotated patch - window corner
+    matrix[:, 2] -= matrix[:, :2] @ np.array([x - rx, y - ry], dtype=np.float64) + np.array([x1, y1])
+    return cv2.warpAffine(image, matrix, (x2 - x1, y2 - y1), flags=cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
 def _pixel(p: Point | None) -> Point | None:
