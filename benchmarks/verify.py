@@ -29,6 +29,7 @@ Usage::
     python benchmarks/verify.py                                  # opencv x (Facenet, Dlib) x (None, 800, 640)
     python benchmarks/verify.py --recognizers Facenet --max-sides none,800 --repeat 20
     python benchmarks/verify.py --deepface-python /path/to/deepface-venv/bin/python --json verify.json
+    python benchmarks/verify.py --engine onnx --max-sides 640   # Facenet through ONNX Runtime
 
 The machine may be shared: the load average (``uptime``) is printed next to the figures.
 """
@@ -115,12 +116,17 @@ def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+#: recognizers that take facepipe's ``engine`` option (Keras models: "keras" or "onnx")
+KERAS_RECOGNIZERS = {"VGG-Face", "Facenet", "Facenet512", "OpenFace", "DeepFace", "DeepID", "ArcFace", "GhostFaceNet"}
+
+
 def bench_facepipe(detector: str, recognizer: str, max_side: int | None, img1: Path, img2: Path,
-                   repeat: int, pad: bool) -> dict[str, Any]:
+                   repeat: int, pad: bool, engine: str = "keras") -> dict[str, Any]:
     from facepipe import Pipeline
     from facepipe.image import load_image
 
-    config = {"detector": detector, "recognizer": recognizer, "metric": "cosine", "align": True,
+    model: Any = {"name": recognizer, "engine": engine} if recognizer in KERAS_RECOGNIZERS else recognizer
+    config = {"detector": detector, "recognizer": model, "metric": "cosine", "align": True,
               "detect_max_side": max_side, "pad_before_detect": pad}
     t = time.perf_counter()
     pipeline = Pipeline(config)
@@ -294,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME,
                         help="FACEPIPE_HOME for this run (synthetic weights are written to <home>/weights)")
     parser.add_argument("--deepface-python", help="interpreter of a venv with deepface 0.0.103")
+    parser.add_argument("--engine", choices=("keras", "onnx"), default="keras",
+                        help="facepipe's engine for Keras recognizers (onnx: exported once, cached)")
     parser.add_argument("--deepface-engine", default="tensorflow", help="DEEPFACE_BACKEND_ENGINE for deepface")
     parser.add_argument("--no-deepface", action="store_true", help="skip the deepface side")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -323,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     for det in detectors:
         for rec in recognizers:
             for side in sides:
-                row = bench_facepipe(det, rec, side, args.img1, args.img2, args.repeat, args.pad_before_detect)
-                print(f"  facepipe {det} + {rec}, detect_max_side={_side(side)}: median {row['median_s']:.3f} s, "
+                row = bench_facepipe(det, rec, side, args.img1, args.img2, args.repeat, args.pad_before_detect,
+                                     args.engine)
+                print(f"  facepipe {det} + {rec} ({args.engine} engine), detect_max_side={_side(side)}: median {row['median_s']:.3f} s, "
                       f"min {row['min_s']:.3f} s, distance {row['distance']:.6f}", flush=True)
                 ours.append(row)
     theirs = None
