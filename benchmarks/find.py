@@ -2,6 +2,7 @@
 
     python benchmarks/find.py                       # Facenet + opencv, folders of 100 and 1,000 photos
     python benchmarks/find.py --recognizer Dlib --sizes 100
+    python benchmarks/find.py --engine onnx                # Facenet through ONNX Runtime
     python benchmarks/find.py --deepface-python /path/to/venv-with-deepface/bin/python
 
 What it does:
@@ -166,7 +167,10 @@ def bench_facepipe(args: argparse.Namespace, photos: list[Path], spare: Path, ma
     from facepipe import Pipeline
     from facepipe.find import FaceIndex, find
 
-    config: dict[str, Any] = {"detector": args.detector, "recognizer": recognizer, "metric": args.metric,
+    model: Any = recognizer
+    if args.engine != "keras":
+        model = {"name": recognizer, "engine": args.engine}
+    config: dict[str, Any] = {"detector": args.detector, "recognizer": model, "metric": args.metric,
                               "batch_size": args.batch_size}
     if args.detect_max_side:
         config["detect_max_side"] = args.detect_max_side
@@ -282,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recognizer", default="Facenet", help="recognizer plugin (default %(default)s)")
     ap.add_argument("--detector", default="opencv", help="detector plugin (default %(default)s)")
     ap.add_argument("--metric", default="cosine")
+    ap.add_argument("--engine", choices=("keras", "onnx"), default="keras",
+                    help="facepipe's engine for a Keras recognizer (onnx: exported once, cached)")
     ap.add_argument("--batch-size", type=int, default=32, help="faces per model call")
     ap.add_argument("--detect-max-side", type=int, default=None,
                     help="shrink images above this side before detection (default: off, as deepface)")
@@ -308,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         if temporary and not args.keep:
             shutil.rmtree(args.workdir, ignore_errors=True)
 
-    print(f"\nfind benchmark: {recognizer} + {args.detector}, {args.metric} ({note}); {machine_note()}")
+    print(f"\nfind benchmark: {recognizer} ({args.engine} engine) + {args.detector}, {args.metric} ({note}); "
+          f"{machine_note()}")
     nan = float("nan")
     print(f"{'engine':<9} {'photos':>6} {'build s':>8} {'s/image':>8} {'cpu s/im':>8} {'query s':>8} "
           f"{'q cpu s':>8} {'(embed)':>8} {'(index)':>8} {'add 1 s':>8}")
