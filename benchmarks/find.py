@@ -246,6 +246,23 @@ print(json.dumps(out))
 """
 
 
+def deepface_env(workdir: Path) -> dict[str, str]:
+    """Environment for the deepface run: a DEEPFACE_HOME whose weights folder links the synthetic
+    files facepipe uses (when the benchmark made any), so deepface downloads nothing."""
+    env = dict(os.environ)
+    ours = workdir / "home" / "weights"
+    if ours.is_dir() and any(ours.iterdir()):
+        theirs = workdir / "deepface-home" / ".deepface" / "weights"
+        theirs.mkdir(parents=True, exist_ok=True)
+        for source in ours.iterdir():
+            link = theirs / source.name
+            if source.is_file() and not link.exists():
+                link.symlink_to(source.resolve())
+        env["DEEPFACE_HOME"] = str(workdir / "deepface-home")
+    env.setdefault("DEEPFACE_BACKEND_ENGINE", "tensorflow")
+    return env
+
+
 def bench_deepface(args: argparse.Namespace, photos: list[Path], model: str) -> list[dict[str, Any]]:
     python = args.deepface_python
     if python is None:
@@ -263,7 +280,8 @@ def bench_deepface(args: argparse.Namespace, photos: list[Path], model: str) -> 
         runs.append((size, str(db), queries))
     payload = json.dumps({"runs": runs, "model": model, "detector": args.detector, "metric": args.metric})
     log(f"running deepface.find with {python} ...")
-    proc = subprocess.run([python, "-c", _DEEPFACE_SCRIPT, payload], capture_output=True, text=True)
+    proc = subprocess.run([python, "-c", _DEEPFACE_SCRIPT, payload], capture_output=True, text=True,
+                          env=deepface_env(args.workdir))
     if proc.returncode != 0:
         log("deepface run failed:\n" + proc.stderr[-3000:])
         return []
