@@ -155,7 +155,8 @@ def main() -> int:
             ghz = None
     print(f"Facenet (synthetic weights): {macs / 1e9:.3f} G multiply-adds = {2 * macs / 1e9:.2f} GFLOP per face; "
           f"{os.cpu_count()} CPUs; load {bc.machine_load().get('loadavg')}")
-    bc.print_table(["precision", "threads", "1 face ms", "b8 faces/s", "b32 faces/s", "b32 GFLOP/s (fp32-equiv.)"], rows)
+    bc.print_table(["precision", "threads", "1 face ms", "b8 faces/s", "b32 faces/s", "b32 GFLOP/s (fp32-equiv.)"],
+                   rows)
     if ghz:
         print(f"AVX2 FMA peak at {ghz:.2f} GHz: {ghz * 32:.0f} GFLOP/s per core (2 FMA x 8 fp32 lanes x 2), "
               f"{ghz * 64:.0f} for 2 cores; 120 faces/s needs {2 * macs * 120 / 1e9:.0f} GFLOP/s in fp32")

@@ -333,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
             for side in sides:
                 row = bench_facepipe(det, rec, side, args.img1, args.img2, args.repeat, args.pad_before_detect,
                                      args.engine)
-                print(f"  facepipe {det} + {rec} ({args.engine} engine), detect_max_side={_side(side)}: median {row['median_s']:.3f} s, "
-                      f"min {row['min_s']:.3f} s, distance {row['distance']:.6f}", flush=True)
+                print(f"  facepipe {det} + {rec} ({args.engine} engine), detect_max_side={_side(side)}: "
+                      f"median {row['median_s']:.3f} s, min {row['min_s']:.3f} s, "
+                      f"distance {row['distance']:.6f}", flush=True)
                 ours.append(row)
     theirs = None
     if not args.no_deepface:

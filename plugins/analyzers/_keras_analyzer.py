@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from facepipe.plugins.analyzers._common import chunks
-from facepipe.plugins.recognizers._keras_common import KerasModelMixin
+from facepipe.plugins.recognizers._keras_common import KerasModelConfig, KerasModelMixin
 from facepipe.specs import WeightFile
 from facepipe.types import Analyzer, PluginConfig
-from pydantic import Field, field_validator
 
 #: deepface's release mirrors of its weight files (GitHub release first, Hugging Face second)
 DEEPFACE_URLS = (
@@ -45,25 +43,8 @@ def deepface_weight_file(name: str, description: str) -> WeightFile:
     )
 
 
-class KerasAnalyzerConfig(PluginConfig):
-    """Options shared by deepface's Keras attribute models."""
-
-    batch_size: int = Field(32, ge=1, le=4096, description="faces per model call; more are run in chunks")
-    weights_path: Path | None = Field(
-        None, description="explicit local weight file (deepface's .h5 layout); overrides the weights manager"
-    )
-    device: str | None = Field(
-        None,
-        description="device for the model, e.g. 'cpu', 'gpu:0' or 'cuda:0' (passed to keras.device); "
-        "None = the backend's default",
-    )
-
-    @field_validator("weights_path")
-    @classmethod
-    def _weights_exist(cls, value: Path | None) -> Path | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"weights_path {value} is not a file; give the path of the .h5 weights file")
-        return value
+class KerasAnalyzerConfig(KerasModelConfig):
+    """Options shared by deepface's Keras attribute models (batch size, weights file, device)."""
 
 
 class KerasAnalyzer(KerasModelMixin, Analyzer):

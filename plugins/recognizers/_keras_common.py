@@ -55,14 +55,9 @@ def deepface_thresholds(model_name: str) -> dict[str, float]:
     return {metric: float(value) for metric, value in thresholds_for(model_name).items()}
 
 
-class KerasRecognizerConfig(PluginConfig):
-    """Options shared by the Keras recognizers."""
+class KerasModelConfig(PluginConfig):
+    """Options of every deepface Keras model: recognizers and attribute analyzers."""
 
-    normalization: Normalization = Field(
-        "base",
-        description="input normalisation applied after resize/pad (deepface's names; its "
-        "thresholds were tuned with 'base')",
-    )
     batch_size: int = Field(32, ge=1, le=4096, description="faces per model call; bigger batches are chunked")
     weights_path: Path | None = Field(
         None, description="explicit local weight file (deepface's .h5 layout); overrides the weights manager"
@@ -71,18 +66,6 @@ class KerasRecognizerConfig(PluginConfig):
         None,
         description="device for the model, e.g. 'cpu', 'gpu:0' or 'cuda:0'; passed to the Keras "
         "backend (keras.device) where it supports it; None = the backend's default",
-    )
-
-    engine: Literal["keras", "onnx"] = Field(
-        "keras",
-        description="inference engine: 'keras' (the Keras model, a compiled graph function) or "
-        "'onnx' (the same model exported once to ONNX and run by onnxruntime; exporting needs "
-        "tf2onnx on the TensorFlow backend, later runs only onnxruntime)",
-    )
-    onnx_cache_dir: Path | None = Field(
-        None,
-        description="folder of the exported .onnx files (engine='onnx'); None = "
-        "<weights manager home>/cache/onnx",
     )
 
     @field_validator("device")
@@ -100,6 +83,27 @@ class KerasRecognizerConfig(PluginConfig):
         if value is not None and not Path(value).is_file():
             raise ValueError(f"weights_path {value} is not a file; give the path of the .h5 weights file")
         return value
+
+
+class KerasRecognizerConfig(KerasModelConfig):
+    """Options shared by the Keras recognizers."""
+
+    normalization: Normalization = Field(
+        "base",
+        description="input normalisation applied after resize/pad (deepface's names; its "
+        "thresholds were tuned with 'base')",
+    )
+    engine: Literal["keras", "onnx"] = Field(
+        "keras",
+        description="inference engine: 'keras' (the Keras model, a compiled graph function) or "
+        "'onnx' (the same model exported once to ONNX and run by onnxruntime; exporting needs "
+        "tf2onnx on the TensorFlow backend, later runs only onnxruntime)",
+    )
+    onnx_cache_dir: Path | None = Field(
+        None,
+        description="folder of the exported .onnx files (engine='onnx'); None = "
+        "<weights manager home>/cache/onnx",
+    )
 
 
 # --------------------------------------------------------------------------------------------
