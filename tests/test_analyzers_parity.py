@@ -235,3 +235,34 @@ def test_plugin_modules_import_no_ml_runtime():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+# ------------------------------------------------------------------------------ engine="onnx"
+def test_emotion_onnx_engine_matches_deepface(synthetic_weights, tmp_path, parity_dir):
+    """Emotion through ONNX Runtime (exported by the direct chain writer) gives deepface's numbers."""
+    pytest.importorskip("onnxruntime")
+    ref = reference(parity_dir, "Emotion")
+    config = EmotionConfig(engine="onnx", onnx_cache_dir=tmp_path / "onnx")
+    analyzer = EmotionAnalyzer(config, weights=manager_holding(tmp_path / "home", synthetic_weights("Emotion")))
+    assert_parity(analyzer.forward(ref["inputs"]), ref["outputs"])
+    assert analyzer._keras_model is None  # freed after the export: ONNX Runtime holds the model
+    assert list((tmp_path / "onnx").glob("Emotion-*.onnx"))
+
+
+@pytest.mark.slow
+def test_age_onnx_engine_matches_deepface(synthetic_weights, tmp_path, parity_dir):
+    """A 540 MB VGG-16 exported without tf2onnx and run by ONNX Runtime keeps deepface's outputs,
+    and a second process-like start reuses the cached file without Keras."""
+    pytest.importorskip("onnxruntime")
+    from facepipe.plugins.analyzers.age import AgeConfig
+
+    ref = reference(parity_dir, "Age")
+    config = AgeConfig(engine="onnx", onnx_cache_dir=tmp_path / "onnx")
+    manager = manager_holding(tmp_path / "home", synthetic_weights("Age"))
+    first = AgeAnalyzer(config, weights=manager)
+    assert_parity(first.forward(ref["inputs"]), ref["outputs"])
+    first.close()
+    again = AgeAnalyzer(config, weights=manager)
+    assert_parity(again.forward(ref["inputs"]), ref["outputs"])
+    assert again._keras_model is None  # opened from the cache: nothing was built
+    again.close()

@@ -101,6 +101,8 @@ class VggFaceAttributeAnalyzer(KerasAnalyzer):
     The three ``.h5`` files hold the trunk's 15 weighted layers and the head, in that order.
     """
 
+    onnx_optimization = "extended"  # see OnnxRunner: 540 MB of weights
+
     def build_model(self) -> Any:
         from facepipe.plugins.recognizers._vgg_base import build_vgg_face_classifier
 

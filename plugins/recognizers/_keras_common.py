@@ -67,6 +67,18 @@ class KerasModelConfig(PluginConfig):
         description="device for the model, e.g. 'cpu', 'gpu:0' or 'cuda:0'; passed to the Keras "
         "backend (keras.device) where it supports it; None = the backend's default",
     )
+    engine: Literal["keras", "onnx"] = Field(
+        "keras",
+        description="inference engine: 'keras' (the Keras model, a compiled graph function) or "
+        "'onnx' (the same model exported once to ONNX and run by onnxruntime; later runs import "
+        "no Keras at all. Plain layer chains - the VGG family, Emotion - are written directly; the "
+        "others need tf2onnx on the TensorFlow backend for the export)",
+    )
+    onnx_cache_dir: Path | None = Field(
+        None,
+        description="folder of the exported .onnx files (engine='onnx'); None = "
+        "<weights manager home>/cache/onnx",
+    )
 
     @field_validator("device")
     @classmethod
@@ -92,17 +104,6 @@ class KerasRecognizerConfig(KerasModelConfig):
         "base",
         description="input normalisation applied after resize/pad (deepface's names; its "
         "thresholds were tuned with 'base')",
-    )
-    engine: Literal["keras", "onnx"] = Field(
-        "keras",
-        description="inference engine: 'keras' (the Keras model, a compiled graph function) or "
-        "'onnx' (the same model exported once to ONNX and run by onnxruntime; exporting needs "
-        "tf2onnx on the TensorFlow backend, later runs only onnxruntime)",
-    )
-    onnx_cache_dir: Path | None = Field(
-        None,
-        description="folder of the exported .onnx files (engine='onnx'); None = "
-        "<weights manager home>/cache/onnx",
     )
 
 
@@ -236,7 +237,7 @@ def keras_predict(model: Any, batch: np.ndarray, batch_size: int = 32, device: s
 # --------------------------------------------------------------------------------------------
 
 #: bump when the export recipe changes: files exported by an older recipe are then not reused
-ONNX_EXPORT_VERSION = 1
+ONNX_EXPORT_VERSION = 2
 #: ONNX opset of exported files (supported by onnxruntime >= 1.14)
 ONNX_OPSET = 17
 
@@ -271,12 +272,18 @@ def _ort_providers(device: str | None) -> list[Any]:
 class OnnxRunner:
     """An onnxruntime session of a single-input, single-output exported model."""
 
-    def __init__(self, path: Path, device: str | None = None) -> None:
+    def __init__(self, path: Path, device: str | None = None, optimization: str = "all") -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = _cpu_threads()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # "all" adds onnxruntime's blocked-layout convolutions (Facenet: 24 vs 38 ms per face), but
+        # re-lays out every weight at each start: for the 540 MB VGG-16s that is 3.7-5.8 s against
+        # 1.6 s with "extended", for about the same speed (0.20 vs 0.21 s per face).
+        options.graph_optimization_level = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        }[optimization]
         # Idle pool threads sleep instead of spinning: on shared (oversubscribed) CPUs spinning
         # burnt ~10% more CPU and was slower in wall time too (Facenet, 2 cores, load ~10).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -310,11 +317,16 @@ class OnnxRunner:
 def export_onnx(model: Any, path: Path) -> None:
     """Write ``model`` (single input, any batch size) as an ONNX file at ``path``.
 
-    TensorFlow backend: the model's fixed-signature graph function converted by tf2onnx; other
+    Plain chains of layers are written directly (:mod:`facepipe.engines.onnx_chain`).  Others, on
+    the TensorFlow backend: the model's fixed-signature graph function converted by tf2onnx; other
     backends: Keras' own exporter (``model.export(format="onnx")``).
     """
     import importlib.util
 
+    from facepipe.engines.onnx_chain import export_chain_onnx
+
+    if export_chain_onnx(model, path, opset=ONNX_OPSET):
+        return  # a plain layer chain (VGG family, Emotion): written directly, any backend
     backend = _backend()
     if backend == "tensorflow":
         if importlib.util.find_spec("tf2onnx") is None:
@@ -394,18 +406,22 @@ def _file_lock(path: Path) -> Any:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _read_cached_onnx(path: Path, key: str, device: str | None) -> OnnxRunner | None:
+def _read_cached_onnx(path: Path, key: str, device: str | None, optimization: str = "all") -> OnnxRunner | None:
     """The runner of a cached export, or None when missing, stale or corrupt (then removed)."""
     meta_path = path.with_suffix(".json")
     if not path.is_file():
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        ok = (meta.get("key") == key and meta.get("size") == path.stat().st_size
-              and meta.get("sha256") == _sha256_file(path))
+        stat = path.stat()
+        # Untouched since it was written (same size and modification time): trust the checksum
+        # taken then - hashing the 540 MB VGG exports would add ~0.5 s to every start.
+        untouched = meta.get("mtime_ns") == stat.st_mtime_ns
+        ok = (meta.get("key") == key and meta.get("size") == stat.st_size
+              and (untouched or meta.get("sha256") == _sha256_file(path)))
         reason = "checksum/size mismatch"
         if ok:
-            return OnnxRunner(path, device)
+            return OnnxRunner(path, device, optimization)
     except ConfigError:
         raise
     except Exception as exc:  # unreadable sidecar or a file onnxruntime cannot load
@@ -433,6 +449,8 @@ class KerasModelMixin:
 
     weight_file: ClassVar[WeightFile]
     manifest_name: ClassVar[str] = ""
+    #: onnxruntime graph optimisation for engine="onnx": "all" or "extended" (see OnnxRunner)
+    onnx_optimization: ClassVar[str] = "all"
 
     _keras_lock: threading.Lock
     _keras_model: Any
@@ -540,14 +558,17 @@ class KerasModelMixin:
         key = path.stem
         path.parent.mkdir(parents=True, exist_ok=True)
         with _file_lock(path.with_suffix(".lock")):  # one exporter per file across processes
-            runner = _read_cached_onnx(path, key, device)
+            optimization = self.onnx_optimization
+            runner = _read_cached_onnx(path, key, device, optimization)
             if runner is not None:
                 return runner
             log.info("exporting %s to ONNX at %s (once; later runs reuse it)", type(self).__name__, path)
             tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.onnx")
             try:
                 export_onnx(self.model, tmp)
-                meta = {"key": key, "size": tmp.stat().st_size, "sha256": _sha256_file(tmp),
+                stat = tmp.stat()  # the rename below keeps size and modification time
+                meta = {"key": key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                        "sha256": _sha256_file(tmp),
                         "class": f"{type(self).__module__}.{type(self).__qualname__}",
                         "weights": str(weights), "opset": ONNX_OPSET}
                 meta_tmp = tmp.with_suffix(".json")
@@ -561,7 +582,7 @@ class KerasModelMixin:
             # the Keras model(s) are no longer needed: free them (onnxruntime holds a copy)
             self.close()
             try:
-                return OnnxRunner(path, device)
+                return OnnxRunner(path, device, optimization)
             except ConfigError:
                 raise
             except Exception as exc:

@@ -53,6 +53,7 @@ class VGGFaceRecognizer(KerasRecognizer):
     config_class = VGGFaceConfig
     weight_file = VGG_FACE_WEIGHTS
     manifest_name = "VGG-Face"
+    onnx_optimization = "extended"  # see OnnxRunner: 580 MB of weights
     input_size = INPUT_SIZE
     embedding_size = EMBEDDING_SIZE
     thresholds = deepface_thresholds("VGG-Face")
