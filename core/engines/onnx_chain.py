@@ -173,8 +173,12 @@ def _build(model: Any, opset: int) -> Any:
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", out_dim])],
         initializer=graph.weights,
     )
-    return helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
-                             producer_name="facepipe")
+    opsets = [helper.make_opsetid("", opset)]
+    # The oldest IR version that carries this opset, not the installed onnx's newest: a newer IR
+    # than the onnxruntime at hand knows makes the file unloadable (onnx 1.23 writes IR 14,
+    # onnxruntime 1.30 reads up to 13; facepipe accepts onnxruntime >= 1.16).
+    return helper.make_model(onnx_graph, opset_imports=opsets, producer_name="facepipe",
+                             ir_version=helper.find_min_ir_version_for(opsets))
 
 
 def export_chain_onnx(model: Any, path: str | Path, opset: int = 13) -> bool:
