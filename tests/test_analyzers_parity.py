@@ -247,6 +247,21 @@ def test_emotion_onnx_engine_matches_deepface(synthetic_weights, tmp_path, parit
     assert_parity(analyzer.forward(ref["inputs"]), ref["outputs"])
     assert analyzer._keras_model is None  # freed after the export: ONNX Runtime holds the model
     assert list((tmp_path / "onnx").glob("Emotion-*.onnx"))
+    # A later process runs on the cached export alone: no Keras, no TensorFlow, same numbers.
+    np.save(tmp_path / "inputs.npy", ref["inputs"])
+    code = (
+        "import sys, numpy as np\n"
+        "from facepipe.plugins.analyzers.emotion import EmotionAnalyzer, EmotionConfig\n"
+        "from facepipe.weights import WeightsManager\n"
+        f"home, cache, folder = {str(tmp_path / 'home')!r}, {str(tmp_path / 'onnx')!r}, {str(tmp_path)!r}\n"
+        "analyzer = EmotionAnalyzer(EmotionConfig(engine='onnx', onnx_cache_dir=cache),\n"
+        "                           weights=WeightsManager(home=home, offline=True))\n"
+        "np.save(folder + '/outputs.npy', analyzer.forward(np.load(folder + '/inputs.npy')))\n"
+        "heavy = [m for m in ('keras', 'tensorflow', 'torch', 'tf2onnx') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert_parity(np.load(tmp_path / "outputs.npy"), ref["outputs"])
 
 
 @pytest.mark.slow
