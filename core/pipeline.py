@@ -286,8 +286,7 @@ class Pipeline:
                 f"{which}: when passing an embedding as a list, ensure that all its items are of type float "
                 "(to compare many images, use verify_many)"
             )
-        faces = self.faces([value], **options)[0]
-        return self.embed_faces(faces), [f.area.to_dict() for f in faces]
+        return self._image_sides([value], **options)[0]
 
     def _image_sides(self, images: list[Any], **options: Any) -> list[tuple[np.ndarray, list[dict[str, Any]]]]:
         """Faces and embeddings of several images with one detection pass and one model call."""

@@ -79,9 +79,9 @@ class Plugin(abc.ABC):
     def prepare(self) -> None:
         """Load models and weights now instead of on first use (optional; default: nothing).
 
-        The pipeline calls this on a worker thread while it decodes and detects, so a first call
-        does not load its models only after detection.  Must be thread-safe with the plugin's own
-        lazy loading (the usual lock-protected property does it)."""
+        Called by :meth:`Pipeline.prepare` (e.g. when a server starts), so the first request pays
+        no loading.  Must be thread-safe with the plugin's own lazy loading (the usual
+        lock-protected property does it)."""
 
     def close(self) -> None:
         """Release models and sessions (optional)."""

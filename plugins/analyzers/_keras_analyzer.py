@@ -15,7 +15,6 @@ Subclasses set ``action``, ``weight_file``, ``manifest_name``, ``labels`` and im
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -23,7 +22,7 @@ import numpy as np
 from facepipe.plugins.analyzers._common import chunks
 from facepipe.plugins.recognizers._keras_common import KerasModelConfig, KerasModelMixin
 from facepipe.specs import WeightFile
-from facepipe.types import Analyzer, PluginConfig
+from facepipe.types import Analyzer
 
 #: deepface's release mirrors of its weight files (GitHub release first, Hugging Face second)
 DEEPFACE_URLS = (
@@ -57,11 +56,6 @@ class KerasAnalyzer(KerasModelMixin, Analyzer):
     labels: ClassVar[tuple[str, ...]] = ()
     #: output classes (defaults to the number of labels)
     num_classes: ClassVar[int] = 0
-
-    def __init__(self, config: PluginConfig | None = None, *, weights: Any = None) -> None:
-        super().__init__(config, weights=weights)
-        self._keras_lock = threading.Lock()
-        self._keras_model = None
 
     def preprocess(self, faces: Sequence[np.ndarray]) -> np.ndarray:
         """BGR crops -> float32 ``(N, 224, 224, 3)`` in [0, 1], aspect kept, black padding."""

@@ -17,7 +17,6 @@ Result: ``{"emotion": {label: percent}, "dominant_emotion": label}`` (renormalis
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -85,11 +84,6 @@ class FerEmotionAnalyzer(KerasModelMixin, Analyzer):
     action = "emotion"
     labels: ClassVar[tuple[str, ...]] = LABELS
     weight_file = WEIGHTS
-
-    def __init__(self, config: PluginConfig | None = None, *, weights: Any = None) -> None:
-        super().__init__(config, weights=weights)
-        self._keras_lock = threading.Lock()
-        self._keras_model = None
 
     def build_model(self) -> Any:
         # The file is a whole model (architecture + weights); Keras 3 reads legacy HDF5 models.

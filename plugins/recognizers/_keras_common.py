@@ -452,8 +452,23 @@ class KerasModelMixin:
     #: onnxruntime graph optimisation for engine="onnx": "all" or "extended" (see OnnxRunner)
     onnx_optimization: ClassVar[str] = "all"
 
-    _keras_lock: threading.Lock
-    _keras_model: Any
+    def __init__(self, config: PluginConfig | None = None, *, weights: Any = None) -> None:
+        super().__init__(config, weights=weights)  # type: ignore[call-arg]
+        self._keras_lock = threading.Lock()
+        self._keras_model: Any = None
+        self._onnx_lock = threading.Lock()
+        self._onnx_runner: OnnxRunner | None = None
+
+    def _once(self, attr: str, lock: threading.Lock, make: Callable[[], Any]) -> Any:
+        """``self.<attr>``, made by ``make()`` on first use - once, even when threads race."""
+        value = getattr(self, attr)
+        if value is None:
+            with lock:
+                value = getattr(self, attr)
+                if value is None:
+                    value = make()
+                    setattr(self, attr, value)
+        return value
 
     @abc.abstractmethod
     def build_model(self) -> Any:
@@ -475,21 +490,17 @@ class KerasModelMixin:
     @property
     def model(self) -> Any:
         """The built model with its weights loaded (built on first access)."""
-        model = getattr(self, "_keras_model", None)
-        if model is not None:
-            return model
-        lock = self.__dict__.setdefault("_keras_lock", threading.Lock())
-        with lock:
-            if getattr(self, "_keras_model", None) is None:
-                path = self.resolve_weights_path()  # fail fast, before the (slow) build
-                if not path.is_file():
-                    raise WeightsError(f"weight file {path} does not exist")
-                with _device_scope(getattr(self.config, "device", None)):  # type: ignore[attr-defined]
-                    model = self.build_model()
-                    self.load_weights(model, path)
-                compiled_predict_fn(model)
-                self._keras_model = model
-        return self._keras_model
+        return self._once("_keras_model", self._keras_lock, self._build_and_load)
+
+    def _build_and_load(self) -> Any:
+        path = self.resolve_weights_path()  # fail fast, before the (slow) build
+        if not path.is_file():
+            raise WeightsError(f"weight file {path} does not exist")
+        with _device_scope(getattr(self.config, "device", None)):  # type: ignore[attr-defined]
+            model = self.build_model()
+            self.load_weights(model, path)
+        compiled_predict_fn(model)
+        return model
 
     def prepare(self) -> None:
         """Build the model and load its weights (or open the ONNX export) now, and run one blank
@@ -538,16 +549,7 @@ class KerasModelMixin:
     @property
     def onnx_runner(self) -> OnnxRunner:
         """The onnxruntime runner (engine="onnx"): the cached export, else export once and cache."""
-        runner = getattr(self, "_onnx_runner", None)
-        if runner is not None:
-            return runner
-        lock = self.__dict__.setdefault("_onnx_lock", threading.Lock())
-        with lock:
-            runner = getattr(self, "_onnx_runner", None)
-            if runner is None:
-                runner = self._open_or_export_onnx()
-                self._onnx_runner = runner
-        return runner
+        return self._once("_onnx_runner", self._onnx_lock, self._open_or_export_onnx)
 
     def _open_or_export_onnx(self) -> OnnxRunner:
         device = getattr(self.config, "device", None)  # type: ignore[attr-defined]
@@ -597,13 +599,6 @@ class KerasRecognizer(KerasModelMixin, Recognizer):
     """A recognizer whose network is a Keras 3 model loaded from deepface's ``.h5`` weights."""
 
     config_class = KerasRecognizerConfig
-
-    def __init__(self, config: PluginConfig | None = None, *, weights: Any = None) -> None:
-        super().__init__(config, weights=weights)
-        self._keras_lock = threading.Lock()
-        self._keras_model = None
-        self._onnx_lock = threading.Lock()
-        self._onnx_runner: OnnxRunner | None = None
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """float32 ``(N, embedding_size)`` embeddings of a preprocessed batch."""
