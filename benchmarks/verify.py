@@ -116,16 +116,16 @@ def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-#: recognizers that take facepipe's ``engine`` option (Keras models: "keras" or "onnx")
-KERAS_RECOGNIZERS = {"VGG-Face", "Facenet", "Facenet512", "OpenFace", "DeepFace", "DeepID", "ArcFace", "GhostFaceNet"}
-
-
 def bench_facepipe(detector: str, recognizer: str, max_side: int | None, img1: Path, img2: Path,
                    repeat: int, pad: bool, engine: str = "keras") -> dict[str, Any]:
     from facepipe import Pipeline
     from facepipe.image import load_image
 
-    model: Any = {"name": recognizer, "engine": engine} if recognizer in KERAS_RECOGNIZERS else recognizer
+    from facepipe.registry import default_registry
+
+    # only the Keras models have an ``engine`` option
+    has_engine = "engine" in default_registry().get("recognizer", recognizer).config.model_fields
+    model: Any = {"name": recognizer, "engine": engine} if has_engine else recognizer
     config = {"detector": detector, "recognizer": model, "metric": "cosine", "align": True,
               "detect_max_side": max_side, "pad_before_detect": pad}
     t = time.perf_counter()
