@@ -126,7 +126,7 @@ def scores(distances: np.ndarray, same: np.ndarray, threshold: float) -> dict[st
 
 def pair_distances(embeddings: dict[str, np.ndarray], pairs: list[Pair], metric: str) -> np.ndarray:
     """verify()'s distance per pair: the minimum over all face pairs of the two photos."""
-    from facepipe.metrics import pairwise
+    from facepipe.pipeline.metrics import pairwise
 
     out = np.empty(len(pairs))
     for k, p in enumerate(pairs):
@@ -222,7 +222,7 @@ def compare(run: Run, reference: Reference, pairs: list[Pair], metric: str) -> d
     ours = pair_distances(run.embeddings, pairs, metric)
     row: dict[str, Any] = {"detector": run.detector, "config": run.label, "pad_before_detect": run.pad,
                            "detect_max_side": run.max_side, "metric": metric}
-    from facepipe.thresholds import threshold_for
+    from facepipe.pipeline.decision import threshold_for
 
     threshold = threshold_for("Dlib", metric)
     if reference.has(run.detector, metric):

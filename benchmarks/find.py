@@ -165,7 +165,7 @@ def fill_folder(folder: Path, photos: list[Path]) -> Path:
 def bench_facepipe(args: argparse.Namespace, photos: list[Path], spare: Path, manager: Any,
                    recognizer: str) -> list[dict[str, Any]]:
     from facepipe import Pipeline
-    from facepipe.find import FaceIndex, find
+    from facepipe.gallery.find import FaceIndex, find
 
     model: Any = recognizer
     if args.engine != "keras":

@@ -46,7 +46,7 @@ def main() -> int:
     args = parser.parse_args()
 
     imports = [time_import(sys.executable, "facepipe") for _ in range(args.runs)]
-    plugins = [time_command([sys.executable, "-m", "facepipe.cli", "plugins", "--json"]) for _ in range(args.runs)]
+    plugins = [time_command([sys.executable, "-m", "facepipe.apps.cli", "plugins", "--json"]) for _ in range(args.runs)]
     bare = [time_command([sys.executable, "-c", "pass"]) for _ in range(args.runs)]
     print(f"runs: {args.runs}")
     print(f"facepipe  import (median, in-process)            : {statistics.median(imports):.3f} s  (goal <= 0.15 s)")

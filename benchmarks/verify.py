@@ -119,7 +119,7 @@ def _median(xs: list[float]) -> float:
 def bench_facepipe(detector: str, recognizer: str, max_side: int | None, img1: Path, img2: Path,
                    repeat: int, pad: bool, engine: str = "keras") -> dict[str, Any]:
     from facepipe import Pipeline
-    from facepipe.image import load_image
+    from facepipe.pipeline.image import load_image
 
     from facepipe.registry import default_registry
 

@@ -11,8 +11,8 @@ import json
 import threading
 from typing import Any
 
-from facepipe.config import PipelineConfig, parse_config
-from facepipe.pipeline import Pipeline
+from facepipe.pipeline.config import PipelineConfig, parse_config
+from facepipe.pipeline.orchestrator import Pipeline
 
 _pipelines: dict[str, Pipeline] = {}
 _lock = threading.Lock()
@@ -50,8 +50,10 @@ def analyze(img: Any, actions: Any = None, *, config: Any = None, **options: Any
 
 
 def find(img: Any, db_path: Any, *, config: Any = None, **options: Any) -> Any:
-    """Search a folder of photos for the faces of ``img``; see :meth:`Pipeline.find`."""
-    return get_pipeline(config).find(img, db_path, **options)
+    """Search a folder of photos for the faces of ``img``; see :func:`facepipe.gallery.find.find`."""
+    from facepipe.gallery.find import find as find_in_folder
+
+    return find_in_folder(get_pipeline(config), img, db_path, **options)
 
 
 def build_model(kind: str, name: str, options: dict[str, Any] | None = None) -> Any:

@@ -26,7 +26,7 @@ import traceback
 from dataclasses import dataclass, replace
 from importlib import metadata
 from types import ModuleType
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import pluggy
 from pydantic import ValidationError
@@ -38,7 +38,7 @@ from facepipe.errors import (
     PluginNotFoundError,
     PluginUnavailableError,
 )
-from facepipe.specs import KINDS, PluginKind, PluginSpec
+from facepipe.specs import KINDS, PluginKind, PluginSpec, WeightFile
 from facepipe.types import PluginConfig
 
 ENTRY_POINT_GROUP = "facepipe"
@@ -248,6 +248,18 @@ class PluginRegistry:
     @property
     def broken(self) -> list[BrokenPlugin]:
         return list(self._broken)
+
+    def weight_files(self) -> Iterator[tuple[PluginSpec, WeightFile]]:
+        """``(spec, weight file)`` for every weight of every plugin (for ``facepipe models``).
+        Plugins whose name is registered twice are skipped: :meth:`plugins` reports them as conflicts."""
+        for kind in KINDS:
+            for name in self.names(kind):
+                try:
+                    spec = self.get(kind, name)
+                except PluginConflictError:
+                    continue
+                for wf in spec.weights:
+                    yield spec, wf
 
     # ----------------------------------------------------------------------------- building
     def validate_config(self, kind: PluginKind, name: str, options: Mapping[str, Any] | PluginConfig | None,

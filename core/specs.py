@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # keep this module free of pydantic/numpy: `import facepipe` must stay fast
-    from facepipe.types import PluginConfig
+    from facepipe.plugin_config import PluginConfig
 
 PluginKind = Literal["detector", "recognizer", "analyzer", "metric", "antispoofer"]
 KINDS: tuple[PluginKind, ...] = ("detector", "recognizer", "analyzer", "metric", "antispoofer")
@@ -74,7 +74,7 @@ class PluginSpec:
 
     def __post_init__(self) -> None:
         if self.config is None:
-            from facepipe.types import PluginConfig
+            from facepipe.plugin_config import PluginConfig
 
             object.__setattr__(self, "config", PluginConfig)
 

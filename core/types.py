@@ -12,15 +12,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from facepipe.plugin_config import PluginConfig
 
 Point = tuple[float, float]
 
-
-class PluginConfig(BaseModel):
-    """Base class of every plugin's configuration: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)

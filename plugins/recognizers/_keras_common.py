@@ -50,7 +50,7 @@ Normalization = Literal["base", "raw", "Facenet", "Facenet2018", "VGGFace", "VGG
 
 def deepface_thresholds(model_name: str) -> dict[str, float]:
     """deepface's pre-tuned ``{metric: threshold}`` for ``model_name`` (fact sheet §6.1)."""
-    from facepipe.thresholds import thresholds_for
+    from facepipe.pipeline.decision import thresholds_for
 
     return {metric: float(value) for metric, value in thresholds_for(model_name).items()}
 

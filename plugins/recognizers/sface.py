@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from facepipe import hookimpl
 from facepipe.errors import WeightsError
 from facepipe.specs import RecognizerSpec, WeightFile
-from facepipe.thresholds import thresholds_for
+from facepipe.pipeline.decision import thresholds_for
 from facepipe.types import PluginConfig, Recognizer
 
 SFACE_WEIGHTS = WeightFile(

@@ -1,0 +1,184 @@
+"""Face recognition and analysis on a video stream (a camera or a video file).
+
+Every ``every_n_frames``-th frame is processed — faces detected, optionally identified against a
+folder of photos (through the same incremental index as ``find``) and analysed — and the latest
+results are drawn on every frame until the next processed one.  Frames can be written to a video
+file and/or shown in a window.  :func:`iter_stream` yields the results for programs that want the
+data rather than the picture.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from facepipe.errors import ConfigError, ImageNotFoundError
+
+
+@dataclass(frozen=True)
+class StreamFace:
+    """One face of a processed frame."""
+
+    area: Any  # FacialArea
+    confidence: float
+    identity: str | None = None  # the matched photo's path (None: no match within the threshold)
+    distance: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        parts = []
+        if self.identity is not None:
+            parts.append(Path(self.identity).stem)
+        if "age" in self.attributes:
+            parts.append(f"{int(self.attributes['age'])}")
+        if "dominant_gender" in self.attributes:
+            parts.append(str(self.attributes["dominant_gender"])[0])
+        if "dominant_emotion" in self.attributes:
+            parts.append(str(self.attributes["dominant_emotion"]))
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The faces found in one processed frame."""
+
+    frame_index: int
+    faces: list[StreamFace]
+
+
+def _open(source: int | str | os.PathLike[str]) -> Any:
+    import cv2
+
+    target: int | str = source if isinstance(source, int) else os.fspath(source)
+    if isinstance(target, str) and target.isdigit():
+        target = int(target)
+    capture = cv2.VideoCapture(target)
+    if not capture.isOpened():
+        raise ImageNotFoundError(f"could not open the video source {source!r} (a camera index or a video file)")
+    return capture
+
+
+def iter_stream(source: int | str | os.PathLike[str], pipeline: Any, *, db_path: str | os.PathLike[str] | None = None,
+                actions: Sequence[str] = (), every_n_frames: int = 5, max_frames: int | None = None,
+                min_face_width: int = 0, threshold: float | None = None,
+                frames: list[np.ndarray] | None = None) -> Iterator[tuple[int, np.ndarray, FrameResult | None]]:
+    """Yield ``(frame_index, frame, result)`` for every frame; ``result`` is set on processed frames.
+
+    ``frames``: if given, frames are taken from this list instead of ``source`` (for tests and
+    for callers that decode video themselves).
+    """
+    if every_n_frames < 1:
+        raise ConfigError(f"every_n_frames must be >= 1, got {every_n_frames}")
+    index = None
+    limit = pipeline.threshold(threshold)
+    if db_path is not None:
+        from facepipe.gallery.find import FaceIndex
+
+        index = FaceIndex.open(db_path, pipeline)
+        index.refresh(progress=False)
+    analyzers = {action: pipeline.analyzer(action) for action in actions}
+    capture = None if frames is not None else _open(source)
+    try:
+        frame_index = 0
+        while max_frames is None or frame_index < max_frames:
+            if frames is not None:
+                if frame_index >= len(frames):
+                    break
+                frame = frames[frame_index]
+            else:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+            result = None
+            if frame_index % every_n_frames == 0:
+                result = _process(frame_index, frame, pipeline, index, analyzers, limit, min_face_width)
+            yield frame_index, frame, result
+            frame_index += 1
+    finally:
+        if capture is not None:
+            capture.release()
+        if index is not None:
+            index.close()
+
+
+def _process(frame_index: int, frame: np.ndarray, pipeline: Any, index: Any, analyzers: dict[str, Any],
+             limit: float, min_face_width: int) -> FrameResult:
+    faces = [f for f in pipeline.faces([frame], on_no_face="skip")[0] if f.area.w >= min_face_width]
+    identities: list[tuple[str | None, float | None]] = [(None, None)] * len(faces)
+    if index is not None and faces:
+        hits = index.search(pipeline.embed_faces(faces), k=1, max_distance=limit)
+        records = index.records
+        identities = [(records[h.indices[0]].path(index.root), float(h.distances[0])) if len(h.indices)
+                      else (None, None) for h in hits]
+    attributes: list[dict[str, Any]] = [{} for _ in faces]
+    for analyzer in analyzers.values():
+        for item, prediction in zip(attributes, analyzer.predict([f.crop for f in faces]) if faces else []):
+            item.update(prediction)
+    return FrameResult(frame_index, [
+        StreamFace(f.area, f.confidence, identity, distance, attrs)
+        for f, (identity, distance), attrs in zip(faces, identities, attributes)
+    ])
+
+
+def draw(frame: np.ndarray, result: FrameResult) -> np.ndarray:
+    """A copy of ``frame`` with boxes and labels."""
+    import cv2
+
+    out = frame.copy()
+    for face in result.faces:
+        a = face.area
+        color = (0, 200, 0) if face.identity else (67, 67, 67)
+        cv2.rectangle(out, (a.x, a.y), (a.x + a.w, a.y + a.h), color, 2)
+        label = face.label()
+        if label:
+            cv2.putText(out, label, (a.x, max(a.y - 8, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, 2)
+    return out
+
+
+def stream(source: int | str | os.PathLike[str] = 0, *, pipeline: Any = None, config: Any = None,
+           db_path: str | os.PathLike[str] | None = None, actions: Sequence[str] = (),
+           every_n_frames: int = 5, output_path: str | os.PathLike[str] | None = None, display: bool = False,
+           max_frames: int | None = None, min_face_width: int = 0,
+           threshold: float | None = None) -> list[FrameResult]:
+    """Run the stream; write annotated frames to ``output_path`` and/or show them (``q`` quits).
+
+    Returns the results of the processed frames.
+    """
+    import cv2
+
+    if pipeline is None:
+        from facepipe.functions import get_pipeline
+
+        pipeline = get_pipeline(config)
+    writer = None
+    results: list[FrameResult] = []
+    latest: FrameResult | None = None
+    try:
+        for _, frame, result in iter_stream(source, pipeline, db_path=db_path, actions=actions,
+                                            every_n_frames=every_n_frames, max_frames=max_frames,
+                                            min_face_width=min_face_width, threshold=threshold):
+            if result is not None:
+                results.append(result)
+                latest = result
+            shown = draw(frame, latest) if latest is not None else frame
+            if output_path is not None:
+                if writer is None:
+                    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+                    height, width = frame.shape[:2]
+                    writer = cv2.VideoWriter(os.fspath(output_path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0,
+                                             (width, height))
+                writer.write(shown)
+            if display:
+                cv2.imshow("facepipe", shown)
+                if cv2.waitKey(1) & 0xFF == ord("q"):
+                    break
+    finally:
+        if writer is not None:
+            writer.release()
+        if display:
+            cv2.destroyAllWindows()
+    return results

@@ -1,0 +1,416 @@
+"""The pipeline: detect → align/crop → preprocess → represent → compare, and → analyze.
+
+Every stage is batch-first: the faces of all input images go through each model together, in
+chunks of ``batch_size``.  Plugins are built once per pipeline, on first use, under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from facepipe.pipeline.align import FacialArea, crop_face, pad_for_detection, scale_face, shift_face, shrink_for_detection
+from facepipe.pipeline.config import PipelineConfig, parse_config, resolve_config
+from facepipe.errors import (
+    ConfigError,
+    DimensionMismatchError,
+    FaceNotDetectedError,
+    ImageTypeError,
+    SpoofDetectedError,
+)
+from facepipe.registry import PluginRegistry, default_registry
+from facepipe.pipeline.results import Analysis, Face, Representation, VerifyResult
+from facepipe.types import DetectedFace
+
+ImageInput = Any  # path | bytes | file object | base64 str | ndarray
+_UNSET: Any = object()
+
+
+def _chunks(n: int, size: int) -> Iterable[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def is_embedding(value: Any) -> bool:
+    """A flat list/tuple of numbers or a 1-D numeric array is an embedding, not an image."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1 and value.size > 0 and np.issubdtype(value.dtype, np.number)
+    if isinstance(value, (list, tuple)) and value:
+        return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value)
+    return False
+
+
+class Pipeline:
+    """A configured face pipeline.
+
+    ``Pipeline()`` uses the offline defaults (no download); ``Pipeline.from_config(cfg)`` takes a
+    dict, a :class:`~facepipe.pipeline.config.PipelineConfig`, or a path to a .yaml/.yml/.json/.toml file.
+    Pass ``registry=`` for a hermetic set of plugins and ``weights=`` for a custom
+    :class:`~facepipe.weights.WeightsManager`.
+    """
+
+    def __init__(self, config: PipelineConfig | Mapping[str, Any] | str | Path | None = None, *,
+                 registry: PluginRegistry | None = None, weights: Any = None) -> None:
+        self.registry = registry if registry is not None else default_registry()
+        self.config = parse_config(config)
+        self.plugin_configs = resolve_config(self.config, self.registry)
+        self.weights = weights
+        self._instances: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        #: run by close(): layers above the pipeline (e.g. find's open indexes) release what they hold
+        self._close_callbacks: list[Callable[[], None]] = []
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig | Mapping[str, Any] | str | Path | None = None, *,
+                    registry: PluginRegistry | None = None, weights: Any = None) -> "Pipeline":
+        """Build a pipeline from a dict, a PipelineConfig or a config file path."""
+        return cls(config, registry=registry, weights=weights)
+
+    # ------------------------------------------------------------------------------ plugins
+    def _plugin(self, slot: str, kind: str, name: str) -> Any:
+        instance = self._instances.get(slot)
+        if instance is not None:
+            return instance
+        with self._lock:  # build once, even when many threads ask at the same time
+            instance = self._instances.get(slot)
+            if instance is None:
+                instance = self.registry.create(kind, name, self.plugin_configs[slot],  # type: ignore[arg-type]
+                                                weights=self.weights)
+                self._instances[slot] = instance
+            return instance
+
+    @property
+    def detector(self) -> Any:
+        return self._plugin("detector", "detector", self.config.detector.name)
+
+    @property
+    def recognizer(self) -> Any:
+        return self._plugin("recognizer", "recognizer", self.config.recognizer.name)
+
+    @property
+    def metric(self) -> Any:
+        return self._plugin("metric", "metric", self.config.metric.name)
+
+    def analyzer(self, action: str) -> Any:
+        ref = self.config.analyzers.get(action)
+        if ref is None:
+            raise ConfigError(
+                f"no analyzer configured for action {action!r}; configured actions: "
+                f"{', '.join(self.config.analyzers) or 'none'} (add it under 'analyzers' in the config)"
+            )
+        slot = f"analyzers.{action}"
+        if slot not in self.plugin_configs:  # a default analyzer: validated on first use
+            self.plugin_configs[slot] = self.registry.validate_config("analyzer", ref.name, ref.options, path=slot)
+        return self._plugin(slot, "analyzer", ref.name)
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.get("recognizer", self.config.recognizer.name).name
+
+    @property
+    def detector_name(self) -> str:
+        return self.registry.get("detector", self.config.detector.name).name
+
+    @property
+    def metric_name(self) -> str:
+        return getattr(self.metric, "name", None) or self.config.metric.name
+
+    def prepare(self, actions: Sequence[str] | None = None, *, recognizer: bool = True) -> "Pipeline":
+        """Build the plugins and load their models now (e.g. when a server starts) instead of on
+        the first call: the detector, the recognizer (unless ``recognizer=False``) and the
+        analyzers of ``actions`` (default: every configured one).  Returns the pipeline."""
+        plugins = [self.detector]
+        if recognizer:
+            plugins.append(self.recognizer)
+        plugins.extend(self.analyzer(a) for a in (self.config.analyzers if actions is None else actions))
+        for plugin in plugins:
+            plugin.prepare()
+        return self
+
+    def close(self) -> None:
+        """Release every built plugin."""
+        with self._lock:
+            callbacks, self._close_callbacks = self._close_callbacks, []
+            for callback in callbacks:
+                callback()
+            for instance in self._instances.values():
+                instance.close()
+            self._instances.clear()
+
+    # ------------------------------------------------------------------------------ detection
+    def _load(self, sources: Sequence[ImageInput]) -> list[tuple[np.ndarray, str]]:
+        from facepipe.pipeline.image import load_image
+
+        loaded = [load_image(s) for s in sources]
+        return [(item.image, item.name) for item in loaded]
+
+    def _detect(self, images: Sequence[np.ndarray], pad: bool) -> list[list[DetectedFace]]:
+        detector = self.detector
+        found: list[list[DetectedFace]] = []
+        for part in _chunks(len(images), self.config.batch_size):
+            batch = list(images[part])
+            shrunk = [shrink_for_detection(img, self.config.detect_max_side) for img in batch]
+            if pad:
+                padded = [pad_for_detection(img) for img, _ in shrunk]
+                inputs, offsets = [p[0] for p in padded], [(p[1], p[2]) for p in padded]
+            else:
+                inputs, offsets = [img for img, _ in shrunk], [(0, 0)] * len(batch)
+            for (_, scale), (dx, dy), faces in zip(shrunk, offsets, detector.detect(inputs)):
+                found.append([scale_face(shift_face(f, -dx, -dy), 1.0 / scale) for f in faces])
+        return found
+
+    def _eye_fallback(self, image: np.ndarray, face: DetectedFace) -> DetectedFace:
+        if face.left_eye is not None and face.right_eye is not None:
+            return face
+        try:
+            from facepipe.plugins.detectors.opencv import haar_eyes
+        except ImportError:
+            return face
+        left, right = haar_eyes(image, (int(face.x), int(face.y), int(face.w), int(face.h)))
+        return face.with_(left_eye=face.left_eye or left, right_eye=face.right_eye or right)
+
+    def faces(self, sources: Sequence[ImageInput], *, align: bool | None = None,
+              expand_percentage: float | None = None, max_faces: int | None = _UNSET,
+              on_no_face: str | None = None) -> list[list[Face]]:
+        """Detect, (align) and crop the faces of each input image: one list of Face per image."""
+        cfg = self.config
+        align = cfg.align if align is None else align
+        expand = cfg.expand_percentage if expand_percentage is None else expand_percentage
+        if expand < 0:
+            raise ConfigError(f"expand_percentage must be >= 0, got {expand}")
+        limit = cfg.max_faces if max_faces is _UNSET else max_faces
+        policy = on_no_face or cfg.on_no_face
+        loaded = self._load(sources)
+        images = [img for img, _ in loaded]
+        skip = self.config.detector.name.lower() == "skip"
+        detections = self._detect(images, pad=cfg.pad_before_detect and align and not skip)
+        use_fallback = (align and cfg.eye_fallback and not skip
+                        and self.config.detector.name.lower() != "opencv")
+        results: list[list[Face]] = []
+        for index, ((image, name), found) in enumerate(zip(loaded, detections)):
+            if limit is not None and len(found) > limit:
+                found = sorted(found, key=lambda f: f.area, reverse=True)[:limit]
+            faces: list[Face] = []
+            for face in found:
+                if use_fallback:
+                    face = self._eye_fallback(image, face)
+                crop, area = crop_face(image, face, align=align, expand_percentage=expand)
+                if crop.shape[0] == 0 or crop.shape[1] == 0:
+                    continue  # a degenerate box (deepface skips these too)
+                faces.append(Face(index, area, float(face.confidence), crop, detected=not skip))
+            if not faces:
+                if policy == "error":
+                    raise FaceNotDetectedError(
+                        f"no face could be detected in {name}. Check the image, try another detector, "
+                        "or set on_no_face='whole_image' (deepface: enforce_detection=False)"
+                    )
+                if policy == "whole_image":
+                    h, w = image.shape[:2]
+                    faces.append(Face(index, FacialArea(0, 0, w, h), 0.0, image, detected=False))
+            results.append(self._antispoof(image, faces) if cfg.anti_spoofing is not None else faces)
+        return results
+
+    def _antispoof(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        from dataclasses import replace
+
+        checker = self._plugin("anti_spoofing", "antispoofer", self.config.anti_spoofing.name)  # type: ignore[union-attr]
+        judged = checker.check(image, [(f.area.x, f.area.y, f.area.w, f.area.h) for f in faces])
+        return [replace(f, is_real=bool(real), antispoof_score=float(score)) for f, (real, score) in zip(faces, judged)]
+
+    def _require_real(self, faces: Sequence[Face]) -> None:
+        fake = [f for f in faces if f.is_real is False]
+        if fake:
+            area = fake[0].area
+            raise SpoofDetectedError(
+                f"{len(fake)} face(s) judged fake by the anti-spoofing plugin (first at x={area.x}, y={area.y}, "
+                f"score {fake[0].antispoof_score:.2f}); use extract_faces to inspect them"
+            )
+
+    # ------------------------------------------------------------------------------ public API
+    def extract_faces(self, img: ImageInput | Sequence[ImageInput], **options: Any) -> list[Face] | list[list[Face]]:
+        """Faces of one image (a list), or of a batch (a list of lists)."""
+        sources, batch = _as_batch(img)
+        faces = self.faces(sources, **options)
+        return faces if batch else faces[0]
+
+    def embed_faces(self, faces: Sequence[Face]) -> np.ndarray:
+        """Embeddings of faces, batched: float32 (N, D).  Raises SpoofDetectedError on a fake face."""
+        self._require_real(faces)
+        recognizer = self.recognizer
+        if not faces:
+            return np.zeros((0, recognizer.embedding_size), dtype=np.float32)
+        parts = [recognizer.embed([f.crop for f in faces[s]]) for s in _chunks(len(faces), self.config.batch_size)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def represent(self, img: ImageInput | Sequence[ImageInput], **options: Any
+                  ) -> list[Representation] | list[list[Representation]]:
+        """Embeddings of every face of one image (a list) or of a batch (a list of lists)."""
+        sources, batch = _as_batch(img)
+        per_image = self.faces(sources, **options)
+        flat = [f for faces in per_image for f in faces]
+        vectors = self.embed_faces(flat)
+        out: list[list[Representation]] = [[] for _ in per_image]
+        for face, vector in zip(flat, vectors):
+            out[face.image_index].append(Representation(vector, face))
+        return out if batch else out[0]
+
+    def threshold(self, override: float | None = None) -> float:
+        """The decision threshold: per call > config > the model's table value for the metric."""
+        if override is not None:
+            return float(override)
+        if self.config.threshold is not None:
+            return float(self.config.threshold)
+        table = getattr(self.recognizer, "thresholds", {}) or {}
+        metric = self.metric_name
+        if metric in table:
+            return float(table[metric])
+        from facepipe.pipeline.decision import threshold_for
+
+        return threshold_for(self.model_name, metric)
+
+    def _side(self, value: Any, which: str, **options: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        if is_embedding(value):
+            vector = np.asarray(value, dtype=np.float32)[None, :]
+            size = self.recognizer.embedding_size
+            if size and vector.shape[1] != size:
+                raise DimensionMismatchError(
+                    f"embeddings of {self.model_name} should have {size} dimensions, but {which} has "
+                    f"{vector.shape[1]} dimensions input"
+                )
+            empty = {"x": None, "y": None, "w": None, "h": None, "left_eye": None, "right_eye": None}
+            return vector, [empty]
+        if isinstance(value, (list, tuple)):
+            raise ImageTypeError(
+                f"{which}: when passing an embedding as a list, ensure that all its items are of type float "
+                "(to compare many images, use verify_many)"
+            )
+        return self._image_sides([value], **options)[0]
+
+    def _image_sides(self, images: list[Any], **options: Any) -> list[tuple[np.ndarray, list[dict[str, Any]]]]:
+        """Faces and embeddings of several images with one detection pass and one model call."""
+        per_image = self.faces(images, **options)
+        flat = [f for faces in per_image for f in faces]
+        vectors = self.embed_faces(flat)
+        out, start = [], 0
+        for faces in per_image:
+            out.append((vectors[start:start + len(faces)], [f.area.to_dict() for f in faces]))
+            start += len(faces)
+        return out
+
+    def verify(self, img1: Any, img2: Any, *, threshold: float | None = None, **options: Any) -> VerifyResult:
+        """Do two images (or embeddings) show the same person? The closest face pair decides."""
+        from facepipe.pipeline.decision import confidence
+
+        start = time.perf_counter()
+        if _is_image_side(img1) and _is_image_side(img2):
+            (a, areas_a), (b, areas_b) = self._image_sides([img1, img2], **options)
+        else:
+            a, areas_a = self._side(img1, "img1", **options)
+            b, areas_b = self._side(img2, "img2", **options)
+        if a.shape[1] != b.shape[1]:
+            raise DimensionMismatchError(f"img1 embeddings have {a.shape[1]} dimensions but img2 has {b.shape[1]}")
+        distances = self.metric.pairwise(a, b)
+        i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
+        distance = float(distances[i, j])
+        limit = self.threshold(threshold)
+        verified = distance <= limit
+        # verified follows the threshold actually used (deepface decides confidence with the pre-tuned one).
+        conf = confidence(distance, self.model_name, self.metric_name, verified)
+        return VerifyResult(
+            verified=bool(verified), distance=distance, threshold=limit, confidence=conf,
+            model=self.model_name, detector_backend=self.detector_name, similarity_metric=self.metric_name,
+            facial_areas={"img1": areas_a[i], "img2": areas_b[j]}, time=time.perf_counter() - start,
+            distances=distances, best_pair=(int(i), int(j)),
+        )
+
+    def verify_many(self, imgs1: Sequence[Any], imgs2: Sequence[Any], *, threshold: float | None = None,
+                    **options: Any) -> "VerifyMatrix":
+        """Compare every image of ``imgs1`` with every image of ``imgs2`` (images or embeddings).
+
+        Each image pair's distance is the smallest over their faces.  All faces are detected and
+        embedded in batches; the result holds the whole matrix.
+        """
+        sides = []
+        for which, items in (("imgs1", imgs1), ("imgs2", imgs2)):
+            vectors, owners = [], []
+            images = [(k, v) for k, v in enumerate(items) if not is_embedding(v)]
+            per_image = self.faces([v for _, v in images], **options) if images else []
+            flat = [f for faces in per_image for f in faces]
+            embedded = self.embed_faces(flat)
+            for face, vector in zip(flat, embedded):
+                vectors.append(vector)
+                owners.append(images[face.image_index][0])
+            for k, v in enumerate(items):
+                if is_embedding(v):
+                    vectors.append(self._side(v, f"{which}[{k}]")[0][0])
+                    owners.append(k)
+            size = self.recognizer.embedding_size
+            sides.append((np.asarray(vectors, dtype=np.float32).reshape(-1, size), np.asarray(owners, dtype=int)))
+        (a, owner_a), (b, owner_b) = sides
+        face_distances = self.metric.pairwise(a, b) if len(a) and len(b) else np.zeros((len(a), len(b)))
+        matrix = np.full((len(imgs1), len(imgs2)), np.inf)
+        for i in range(len(a)):
+            np.minimum.at(matrix[owner_a[i]], owner_b, face_distances[i])
+        limit = self.threshold(threshold)
+        return VerifyMatrix(distances=matrix, verified=matrix <= limit, threshold=limit,
+                            model=self.model_name, similarity_metric=self.metric_name)
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the pipeline is closed (how the layers above it release what they
+        keep per pipeline, such as find's open folder indexes)."""
+        with self._lock:
+            self._close_callbacks.append(callback)
+
+    def analyze(self, img: ImageInput | Sequence[ImageInput], actions: Sequence[str] | str | None = None,
+                **options: Any) -> list[Analysis] | list[list[Analysis]]:
+        """Attributes (age, gender, emotion, race, ...) of every face, one model call per action."""
+        if isinstance(actions, str):
+            actions = [actions]
+        actions = list(actions) if actions is not None else list(self.config.analyzers)
+        if not actions:
+            raise ConfigError("analyze needs at least one action (e.g. 'age', 'gender', 'emotion', 'race')")
+        analyzers = {action: self.analyzer(action) for action in actions}
+        sources, batch = _as_batch(img)
+        per_image = self.faces(sources, **options)
+        flat = [f for faces in per_image for f in faces]
+        self._require_real(flat)
+        attributes: list[dict[str, Any]] = [{} for _ in flat]
+        for action, analyzer in analyzers.items():
+            for part in _chunks(len(flat), self.config.batch_size):
+                predictions = analyzer.predict([f.crop for f in flat[part]])
+                for k, prediction in enumerate(predictions):
+                    attributes[part.start + k].update(prediction)
+        out: list[list[Analysis]] = [[] for _ in per_image]
+        for face, attrs in zip(flat, attributes):
+            out[face.image_index].append(Analysis(face, attrs))
+        return out if batch else out[0]
+
+
+@dataclass(frozen=True)
+class VerifyMatrix:
+    """Many-to-many verification: distances between every pair of images (inf: no face)."""
+
+    distances: np.ndarray
+    verified: np.ndarray
+    threshold: float
+    model: str
+    similarity_metric: str
+
+
+def _is_image_side(value: Any) -> bool:
+    """An image input for one side of verify (not an embedding, nor a list given by mistake)."""
+    return not is_embedding(value) and not isinstance(value, (list, tuple))
+
+
+def _as_batch(img: Any) -> tuple[list[Any], bool]:
+    """(sources, is_batch): a list/tuple of images or a 4-D array is a batch."""
+    if isinstance(img, np.ndarray) and img.ndim == 4:
+        return list(img), True
+    if isinstance(img, (list, tuple)) and not is_embedding(img):
+        return list(img), True
+    return [img], False
