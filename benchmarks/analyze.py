@@ -2,7 +2,7 @@
 
 Each configuration runs in a fresh process that
 
-1. imports facepipe (``from facepipe.pipeline.orchestrator import Pipeline``: light, no ML runtime) - "import s";
+1. imports facepipe (``from facepipe import Pipeline``: light, no ML runtime) - "import s";
 2. builds ``Pipeline.from_config({"detector": "opencv", "recognizer": "Dlib", "analyzers": {...}})``
    and calls ``pipeline.analyze(photo)`` once - "first s": everything a cold first call pays
    (ML runtime import, detector and model build, weight loading, graph tracing);
@@ -86,7 +86,7 @@ def _summary(results: list[dict[str, Any]]) -> str:
 
 def facepipe_worker(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
-    from facepipe.pipeline.orchestrator import Pipeline
+    from facepipe import Pipeline
     from facepipe.weights import WeightsManager
 
     import_s = time.perf_counter() - start

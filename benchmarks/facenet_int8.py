@@ -98,7 +98,7 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from facepipe.pipeline.orchestrator import Pipeline
+    from facepipe import Pipeline
     from facepipe.weights import WeightsManager
 
     home = bc.BENCH_CACHE / "facepipe-home"

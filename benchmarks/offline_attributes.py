@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--no-align", action="store_true", help="crop without eye alignment")
     args = parser.parse_args()
 
-    from facepipe.pipeline.orchestrator import Pipeline
+    from facepipe import Pipeline
 
     pipeline = Pipeline.from_config({
         "detector": args.detector, "recognizer": "Dlib", "align": not args.no_align, "max_faces": 1,

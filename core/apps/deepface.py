@@ -107,7 +107,7 @@ def represent(img_path: Any, model_name: str = "VGG-Face", enforce_detection: bo
 
     A batch of one returns the nested form (deepface un-nests it: quirk fixed).
     """
-    from facepipe.pipeline.orchestrator import metrics
+    from facepipe.pipeline import metrics
 
     _no_antispoofing(anti_spoofing)
     pipeline = _pipeline(model_name, detector_backend, enforce_detection=enforce_detection, align=align,
