@@ -103,7 +103,7 @@ def test_build_model_returns_cached_plugin() -> None:
 def test_analyze_keys_and_types_with_emotion(dataset: Path, synthetic_weights, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     # deepface's Emotion model with synthetic weights (6 MB): checks the result shape, not accuracy.
-    from facepipe import weights
+    from facepipe.weights import manager as weights
 
     home = tmp_path / "home"
     (home / "weights").mkdir(parents=True)
