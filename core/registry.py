@@ -12,7 +12,14 @@ Environment controls (read when a registry loads):
 ``FACEPIPE_PLUGINS_ALLOW=a,b``
     load only these entry-point names or distributions (built-ins included in the check);
 ``FACEPIPE_PLUGINS_BLOCK=a,b``
-    skip these entry-point names or distributions.
+    skip these entry-point names or distributions;
+``FACEPIPE_TRACE_PLUGINS=1``
+    write one line per hook call (which plugin, which names it registered) to stderr.
+
+Plugin-author mistakes are reported, not ignored: a module defining a hook facepipe does not
+know (``facepipe_register_detector``, singular — with ``@hookimpl`` or as a plain function) or a
+correctly named hook without ``@hookimpl`` shows up as an ``error`` row in ``facepipe plugins``
+naming the hook and the right spelling (see :mod:`facepipe.plugin_hygiene`).
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ from facepipe import hookspecs
 from facepipe.errors import (
     ConfigError,
     PluginConflictError,
+    PluginError,
     PluginNotFoundError,
     PluginUnavailableError,
 )
+from facepipe.plugin_hygiene import HookTracer, hook_mistakes, tracing_requested
 from facepipe.specs import KINDS, PluginKind, PluginSpec, WeightFile
 from facepipe.types import PluginConfig
 
@@ -111,6 +120,9 @@ class PluginRegistry:
         self._aliases: dict[tuple[str, str], str] = {}
         self._broken: list[BrokenPlugin] = []
         self._lock = threading.RLock()
+        self._tracer = HookTracer() if tracing_requested() else None
+        if self._tracer is not None:
+            self._tracer.attach(self._pm)
         self._allow = set(allow) if allow is not None else _env_list("FACEPIPE_PLUGINS_ALLOW")
         self._block = set(block) if block is not None else (_env_list("FACEPIPE_PLUGINS_BLOCK") or set())
         if autoload:
@@ -143,18 +155,25 @@ class PluginRegistry:
         with self._lock:
             if self._pm.get_plugin(plugin_name) is None:
                 self._pm.register(module, name=plugin_name)
+                for problem in hook_mistakes(self._pm, module, _HOOKS):
+                    self._broken.append(BrokenPlugin(plugin_name, distribution, version, problem))
             for hook_name, kind in _HOOKS.items():
                 for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
                     if impl.plugin is not module:
                         continue
 
+                    registered: list[str] = []
+
                     def register(spec: PluginSpec, _kind: PluginKind = kind) -> None:
                         if spec.kind != _kind:
-                            raise ValueError(f"{hook_name} registered a {spec.kind!r} spec ({spec.name!r})")
+                            raise PluginError(f"{hook_name} registered a {spec.kind!r} spec ({spec.name!r})")
                         self.add(replace(spec, distribution=distribution, version=version))
+                        registered.append(spec.name)
 
                     try:
                         impl.function(register=register)
+                        if self._tracer is not None:
+                            self._tracer.call(hook_name, plugin_name, registered)
                     except Exception as exc:
                         self._broken.append(BrokenPlugin(plugin_name, distribution, version, _describe(exc)))
 

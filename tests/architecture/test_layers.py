@@ -19,7 +19,7 @@ PLUGINS = REPO / "plugins"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("facepipe.errors", "facepipe.specs", "facepipe.plugin_config", "facepipe.hookspecs", "facepipe.files", "facepipe.devices")),
     ("weights", ("facepipe.weights",)),
-    ("kernel", ("facepipe.types", "facepipe.preprocess", "facepipe.registry", "facepipe.testing",
+    ("kernel", ("facepipe.types", "facepipe.preprocess", "facepipe.plugin_hygiene", "facepipe.registry", "facepipe.testing",
                 "facepipe.pytest_plugin")),
     ("engines", ("facepipe.engines",)),
     ("pipeline", ("facepipe.pipeline",)),
