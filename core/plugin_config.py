@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 
 class PluginConfig(BaseModel):
@@ -10,3 +12,26 @@ class PluginConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+
+def _existing_file(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:  # pydantic's "Path does not point to a file" does not say what to do
+        raise ValueError(f"weights_path {value} is not a file; give the path of an existing weight file") from None
+
+
+#: An optional explicit weight file: must exist when given (checked when the config is made).
+WeightsPath = Annotated[FilePath | None, WrapValidator(_existing_file)]
+
+
+class WeightsFileConfig(PluginConfig):
+    """Base of the configs of plugins that load one weight file: adds the ``weights_path`` option.
+
+    The plugin resolves it with ``weights_manager().path(weight_file, override=config.weights_path)``.
+    """
+
+    weights_path: WeightsPath = Field(
+        None,
+        description="explicit local weight file; overrides the weights manager (must be an existing file)",
+    )

@@ -1,8 +1,8 @@
 """Base class of deepface's four Keras attribute models (Age, Gender, Race, Emotion).
 
 Each model is a Keras 3 network loaded from deepface's published ``.h5`` file by position
-(:func:`facepipe.engines.keras_h5.load_h5_positional`, via the recognizers' shared
-:class:`~facepipe.plugins.recognizers._keras_common.KerasModelMixin`: lazy thread-safe build,
+(:func:`facepipe.engines.keras_h5.load_h5_positional`, via the engines' shared
+:class:`~facepipe.engines.keras_runner.KerasModelMixin`: lazy thread-safe build,
 compiled inference, chunking by ``batch_size``).
 
 Preprocessing is deepface's ``analyze()``: the BGR crop is fitted into 224x224 keeping its aspect
@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from facepipe.plugins.analyzers._common import chunks
-from facepipe.plugins.recognizers._keras_common import KerasModelConfig, KerasModelMixin
+from facepipe.engines.keras_runner import KerasModelConfig, KerasModelMixin
 from facepipe.specs import WeightFile
 from facepipe.types import Analyzer
 
@@ -95,9 +95,9 @@ class VggFaceAttributeAnalyzer(KerasAnalyzer):
     The three ``.h5`` files hold the trunk's 15 weighted layers and the head, in that order.
     """
 
-    onnx_optimization = "extended"  # see OnnxRunner: 540 MB of weights
+    onnx_optimization = "extended"  # see facepipe.engines.onnx_runtime: 540 MB of weights
 
     def build_model(self) -> Any:
-        from facepipe.plugins.recognizers._vgg_base import build_vgg_face_classifier
+        from facepipe.engines.vgg_face import build_vgg_face_classifier
 
         return build_vgg_face_classifier(self.num_classes or len(self.labels))

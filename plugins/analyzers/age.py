@@ -2,7 +2,7 @@
 
 Network (Keras 3, weights from deepface's ``age_model_weights.h5``, loaded by position): the
 VGG-Face convolutional trunk up to fc7 (shared builder in
-:mod:`facepipe.plugins.recognizers._vgg_base`), then a 1x1 convolution to 101 channels, flatten and
+:mod:`facepipe.engines.vgg_face`), then a 1x1 convolution to 101 channels, flatten and
 softmax: one probability per age 0..100.
 
 Input, as deepface's ``analyze()``: the BGR crop fitted into 224x224 (black padding), in [0, 1].
@@ -24,7 +24,7 @@ from facepipe.plugins.analyzers._keras_analyzer import (
     VggFaceAttributeAnalyzer,
     deepface_weight_file,
 )
-from facepipe.specs import AnalyzerSpec
+from facepipe.plugins.analyzers._spec import deepface_analyzer_spec
 
 #: the age each output class stands for
 AGES: tuple[float, ...] = tuple(float(i) for i in range(101))
@@ -54,14 +54,8 @@ class AgeAnalyzer(VggFaceAttributeAnalyzer):
 
 @hookimpl
 def facepipe_register_analyzers(register):  # type: ignore[no-untyped-def]
-    register(AnalyzerSpec(
+    register(deepface_analyzer_spec(
+        AgeAnalyzer,
         name="Age",
-        aliases=("deepface-age",),
-        factory="facepipe.plugins.analyzers.age:AgeAnalyzer",
-        config=AgeConfig,
-        weights=(WEIGHTS,),
-        requires=("keras", "h5py", "cv2"),
-        extra="keras",
-        license="MIT (deepface); weights: deepface release, terms unknown",
         description="deepface's apparent-age model (VGG-Face trunk, expected value over ages 0-100)",
     ))

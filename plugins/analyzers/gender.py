@@ -1,7 +1,7 @@
 """The ``Gender`` analyzer: deepface's gender model (VGG-Face trunk + 2-way head).
 
 Network (Keras 3, weights from deepface's ``gender_model_weights.h5``, loaded by position): the
-VGG-Face convolutional trunk up to fc7 (:mod:`facepipe.plugins.recognizers._vgg_base`), then a 1x1
+VGG-Face convolutional trunk up to fc7 (:mod:`facepipe.engines.vgg_face`), then a 1x1
 convolution to 2 channels, flatten and softmax over ``("Woman", "Man")``.
 
 Input, as deepface's ``analyze()``: the BGR crop fitted into 224x224 (black padding), in [0, 1].
@@ -22,7 +22,7 @@ from facepipe.plugins.analyzers._keras_analyzer import (
     VggFaceAttributeAnalyzer,
     deepface_weight_file,
 )
-from facepipe.specs import AnalyzerSpec
+from facepipe.plugins.analyzers._spec import deepface_analyzer_spec
 
 LABELS: tuple[str, ...] = ("Woman", "Man")
 
@@ -51,14 +51,8 @@ class GenderAnalyzer(VggFaceAttributeAnalyzer):
 
 @hookimpl
 def facepipe_register_analyzers(register):  # type: ignore[no-untyped-def]
-    register(AnalyzerSpec(
+    register(deepface_analyzer_spec(
+        GenderAnalyzer,
         name="Gender",
-        aliases=("deepface-gender",),
-        factory="facepipe.plugins.analyzers.gender:GenderAnalyzer",
-        config=GenderConfig,
-        weights=(WEIGHTS,),
-        requires=("keras", "h5py", "cv2"),
-        extra="keras",
-        license="MIT (deepface); weights: deepface release, terms unknown",
         description="deepface's gender model (VGG-Face trunk, Woman/Man)",
     ))

@@ -1,7 +1,7 @@
 """The ``Race`` analyzer: deepface's race model (VGG-Face trunk + 6-way head).
 
 Network (Keras 3, weights from deepface's ``race_model_single_batch.h5``, loaded by position): the
-VGG-Face convolutional trunk up to fc7 (:mod:`facepipe.plugins.recognizers._vgg_base`), then a 1x1
+VGG-Face convolutional trunk up to fc7 (:mod:`facepipe.engines.vgg_face`), then a 1x1
 convolution to 6 channels, flatten and softmax.
 
 Input, as deepface's ``analyze()``: the BGR crop fitted into 224x224 (black padding), in [0, 1].
@@ -22,7 +22,7 @@ from facepipe.plugins.analyzers._keras_analyzer import (
     VggFaceAttributeAnalyzer,
     deepface_weight_file,
 )
-from facepipe.specs import AnalyzerSpec
+from facepipe.plugins.analyzers._spec import deepface_analyzer_spec
 
 LABELS: tuple[str, ...] = ("asian", "indian", "black", "white", "middle eastern", "latino hispanic")
 
@@ -51,14 +51,8 @@ class RaceAnalyzer(VggFaceAttributeAnalyzer):
 
 @hookimpl
 def facepipe_register_analyzers(register):  # type: ignore[no-untyped-def]
-    register(AnalyzerSpec(
+    register(deepface_analyzer_spec(
+        RaceAnalyzer,
         name="Race",
-        aliases=("deepface-race",),
-        factory="facepipe.plugins.analyzers.race:RaceAnalyzer",
-        config=RaceConfig,
-        weights=(WEIGHTS,),
-        requires=("keras", "h5py", "cv2"),
-        extra="keras",
-        license="MIT (deepface); weights: deepface release, terms unknown",
         description="deepface's race/ethnicity model (VGG-Face trunk, 6 labels)",
     ))

@@ -49,7 +49,7 @@ from pydantic import Field, field_validator
 from facepipe import hookimpl
 from facepipe.engines.boxes import nms as shared_nms
 from facepipe.errors import ImageTypeError, WeightsError
-from facepipe.plugins.recognizers._keras_common import KerasModelMixin, _device_scope
+from facepipe.engines.keras_runner import KerasModelMixin, device_scope
 from facepipe.specs import DetectorSpec, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -426,7 +426,7 @@ class RetinaFaceDetector(KerasModelMixin, Detector):
         with self._runner_lock:
             if self._runner is None:
                 self._runner = make_runner(model)
-        with _device_scope(self.config.device):  # type: ignore[attr-defined]
+        with device_scope(self.config.device):  # type: ignore[attr-defined]
             return self._runner(np.ascontiguousarray(batch, dtype=np.float32))
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:

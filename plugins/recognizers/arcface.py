@@ -13,12 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from facepipe import hookimpl
-from facepipe.plugins.recognizers._keras_common import (
-    KerasRecognizer,
-    KerasRecognizerConfig,
-    deepface_thresholds,
-)
-from facepipe.specs import RecognizerSpec, WeightFile
+from facepipe.engines.keras_recognizer import KerasRecognizer, KerasRecognizerConfig
+from facepipe.plugins.recognizers._spec import deepface_confidence, keras_recognizer_spec
+from facepipe.specs import WeightFile
 
 ARCFACE_WEIGHTS = WeightFile(
     name="arcface_weights.h5",
@@ -85,6 +82,35 @@ def build_arcface(embedding_size: int = 512) -> Any:
     return keras.Model(inputs, x, name="arcface")
 
 
+#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
+THRESHOLDS: dict[str, float] = {"cosine": 0.68, "euclidean": 4.15, "euclidean_l2": 1.13, "angular": 0.39}
+#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
+CONFIDENCE = deepface_confidence(
+    cosine=(
+        -6.586150423868342, 2.2617127737265186, 1.22267,
+        28.687745855666044, 82.32544721731948,
+        1.306796127659645, 17.210359124614925,
+    ),
+    euclidean=(
+        -5.370594347027345, 0.6896763568574544, 10.401334,
+        19.048164749978937, 43.042326442916284,
+        0.9185346995033978, 18.682892152590245,
+    ),
+    euclidean_l2=(
+        -6.541948874098929, 3.2628963901283585, 1.563758,
+        21.800168694491585, 74.93505228104696,
+        3.6296845343803894, 15.091078907730523,
+    ),
+    angular=(
+        -5.63344888288512, 0.5682159222314143, 0.571477,
+        18.409621072962818, 40.81365081792457,
+        6.59169002231532, 15.13985487535995,
+    ),
+)
+#: deepface's embedding value range for min-max normalisation (fact sheet §2.3)
+VALUE_RANGE: tuple[float, float] = (-2.945136308670044, 2.087090015411377)
+
+
 class ArcFaceConfig(KerasRecognizerConfig):
     """Options of the ArcFace recognizer (see :class:`KerasRecognizerConfig`).
 
@@ -101,7 +127,7 @@ class ArcFaceRecognizer(KerasRecognizer):
     manifest_name = "ArcFace"
     input_size = (112, 112)
     embedding_size = 512
-    thresholds = deepface_thresholds("ArcFace")
+    thresholds = THRESHOLDS
 
     def build_model(self) -> Any:
         return build_arcface(self.embedding_size)
@@ -109,14 +135,12 @@ class ArcFaceRecognizer(KerasRecognizer):
 
 @hookimpl
 def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
-    register(RecognizerSpec(
+    register(keras_recognizer_spec(
+        ArcFaceRecognizer,
         name="ArcFace",
         aliases=("arcface",),
-        factory="facepipe.plugins.recognizers.arcface:ArcFaceRecognizer",
-        config=ArcFaceConfig,
-        weights=(ARCFACE_WEIGHTS,),
-        requires=("keras", "h5py"),
-        extra="keras",
-        license="MIT",
         description="ArcFace (InsightFace ResNet-34), 112x112 -> 512-d, Keras 3",
+        license="MIT",
+        confidence=CONFIDENCE,
+        value_range=VALUE_RANGE,
     ))

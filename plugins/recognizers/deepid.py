@@ -13,12 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from facepipe import hookimpl
-from facepipe.plugins.recognizers._keras_common import (
-    KerasRecognizer,
-    KerasRecognizerConfig,
-    deepface_thresholds,
-)
-from facepipe.specs import RecognizerSpec, WeightFile
+from facepipe.engines.keras_recognizer import KerasRecognizer, KerasRecognizerConfig
+from facepipe.plugins.recognizers._spec import deepface_confidence, keras_recognizer_spec
+from facepipe.specs import WeightFile
 
 DEEPID_WEIGHTS = WeightFile(
     name="deepid_keras_weights.h5",
@@ -53,6 +50,35 @@ def build_deepid() -> Any:
     return keras.Model(inputs, y, name="deepid")
 
 
+#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
+THRESHOLDS: dict[str, float] = {"cosine": 0.015, "euclidean": 45, "euclidean_l2": 0.17, "angular": 0.04}
+#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
+CONFIDENCE = deepface_confidence(
+    cosine=(
+        -1.1109389867203003, -1.644356005882629, 0.142463,
+        15.966222060549578, 16.114369377586183,
+        14.153198282635255, 15.96057368926546,
+    ),
+    euclidean=(
+        -4.267900227772648, -0.11777629548659044, 124.194689,
+        16.08201206739819, 27.2342405984107,
+        1.230125408063358, 15.90739039527823,
+    ),
+    euclidean_l2=(
+        -3.6681410379067394, -0.9230555193862335, 0.533784,
+        17.57160935306287, 21.681829939622233,
+        5.309829288484883, 17.548244679217202,
+    ),
+    angular=(
+        -0.2707576106983799, -3.87004749575164, 0.171993,
+        2.0220784432439474, 2.02619851743467,
+        1.951974654804089, 2.021498115793411,
+    ),
+)
+#: deepface's embedding value range for min-max normalisation (fact sheet §2.3)
+VALUE_RANGE: tuple[float, float] = (0.0, 127.86836242675781)
+
+
 class DeepIDConfig(KerasRecognizerConfig):
     """Options of the DeepID recognizer (see :class:`KerasRecognizerConfig`)."""
 
@@ -65,7 +91,7 @@ class DeepIDRecognizer(KerasRecognizer):
     manifest_name = "DeepID"
     input_size = (55, 47)
     embedding_size = 160
-    thresholds = deepface_thresholds("DeepID")
+    thresholds = THRESHOLDS
 
     def build_model(self) -> Any:
         return build_deepid()
@@ -73,14 +99,12 @@ class DeepIDRecognizer(KerasRecognizer):
 
 @hookimpl
 def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
-    register(RecognizerSpec(
+    register(keras_recognizer_spec(
+        DeepIDRecognizer,
         name="DeepID",
         aliases=("deepid",),
-        factory="facepipe.plugins.recognizers.deepid:DeepIDRecognizer",
-        config=DeepIDConfig,
-        weights=(DEEPID_WEIGHTS,),
-        requires=("keras", "h5py"),
-        extra="keras",
-        license="MIT",
         description="DeepID, 55x47 -> 160-d, Keras 3",
+        license="MIT",
+        confidence=CONFIDENCE,
+        value_range=VALUE_RANGE,
     ))

@@ -1,7 +1,7 @@
 """The ``VGG-Face`` recognizer: the VGG-16 face descriptor (Parkhi et al. 2015), 4096-d.
 
 deepface's weights are those of the 2622-identity classifier; they are loaded into the full
-classifier (:mod:`._vgg_base`) and the embedding is the flattened fc7 output (4096, ReLU),
+classifier (:mod:`facepipe.engines.vgg_face`) and the embedding is the flattened fc7 output (4096, ReLU),
 L2-normalised per face as deepface's VGG-Face client does.
 """
 
@@ -12,12 +12,9 @@ from typing import Any
 import numpy as np
 
 from facepipe import hookimpl
-from facepipe.plugins.recognizers._keras_common import (
-    KerasRecognizer,
-    KerasRecognizerConfig,
-    deepface_thresholds,
-)
-from facepipe.specs import RecognizerSpec, WeightFile
+from facepipe.engines.keras_recognizer import KerasRecognizer, KerasRecognizerConfig
+from facepipe.plugins.recognizers._spec import deepface_confidence, keras_recognizer_spec
+from facepipe.specs import WeightFile
 
 _DM = "https://github.com/serengil/deepface_models/releases/download/v1.0/"
 
@@ -43,6 +40,35 @@ def l2_normalize_rows(x: np.ndarray) -> np.ndarray:
     return (x / (norm + L2_EPSILON)).astype(np.float32, copy=False)
 
 
+#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
+THRESHOLDS: dict[str, float] = {"cosine": 0.68, "euclidean": 1.17, "euclidean_l2": 1.17, "angular": 0.39}
+#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
+CONFIDENCE = deepface_confidence(
+    cosine=(
+        -6.61254026479904, 3.145549102667549, 0.979183,
+        20.787978733113846, 88.28484099529868,
+        3.457832575746455, 20.556681914175016,
+    ),
+    euclidean=(
+        -6.505124425537925, 3.8912125488666436, 1.399416,
+        17.794898757517597, 76.47012030708339,
+        6.82484246933999, 16.443735520230746,
+    ),
+    euclidean_l2=(
+        -6.505124425537925, 3.8912125488666436, 1.399416,
+        17.794898757517597, 76.47012030708339,
+        6.82484246933999, 16.443735520230746,
+    ),
+    angular=(
+        -5.035753663256314, 0.2961597285248822, 0.493373,
+        16.624506551373642, 34.230717614698825,
+        10.080199045102233, 15.49607745347531,
+    ),
+)
+#: deepface's embedding value range for min-max normalisation (fact sheet §2.3)
+VALUE_RANGE: tuple[float, float] = (0.0, 0.27054874177488775)
+
+
 class VGGFaceConfig(KerasRecognizerConfig):
     """Options of the VGG-Face recognizer (normalization, batch_size, weights_path, device)."""
 
@@ -53,13 +79,13 @@ class VGGFaceRecognizer(KerasRecognizer):
     config_class = VGGFaceConfig
     weight_file = VGG_FACE_WEIGHTS
     manifest_name = "VGG-Face"
-    onnx_optimization = "extended"  # see OnnxRunner: 580 MB of weights
+    onnx_optimization = "extended"  # see facepipe.engines.onnx_runtime: 580 MB of weights
     input_size = INPUT_SIZE
     embedding_size = EMBEDDING_SIZE
-    thresholds = deepface_thresholds("VGG-Face")
+    thresholds = THRESHOLDS
 
     def build_model(self) -> Any:
-        from facepipe.plugins.recognizers._vgg_base import build_vgg_face_classifier
+        from facepipe.engines.vgg_face import build_vgg_face_classifier
 
         # The file holds the whole classifier (16 weighted layers); the cut happens after loading.
         return build_vgg_face_classifier(NUM_IDENTITIES)
@@ -73,7 +99,7 @@ class VGGFaceRecognizer(KerasRecognizer):
             with self._keras_lock:
                 descriptor = self.__dict__.get("_descriptor_model")
                 if descriptor is None:
-                    from facepipe.plugins.recognizers._vgg_base import vgg_face_descriptor
+                    from facepipe.engines.vgg_face import vgg_face_descriptor
 
                     descriptor = vgg_face_descriptor(classifier)
                     self._descriptor_model = descriptor
@@ -90,14 +116,12 @@ class VGGFaceRecognizer(KerasRecognizer):
 
 @hookimpl
 def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
-    register(RecognizerSpec(
+    register(keras_recognizer_spec(
+        VGGFaceRecognizer,
         name="VGG-Face",
         aliases=("vggface", "vgg_face"),
-        factory="facepipe.plugins.recognizers.vggface:VGGFaceRecognizer",
-        config=VGGFaceConfig,
-        weights=(VGG_FACE_WEIGHTS,),
-        requires=("keras", "h5py"),
-        extra="keras",
-        license="CC BY-NC 4.0 (VGG-Face weights, Oxford VGG; non-commercial)",
         description="VGG-16 face descriptor (fc7), Keras 3, 224x224 input, L2-normalised 4096-d embeddings",
+        license="CC BY-NC 4.0 (VGG-Face weights, Oxford VGG; non-commercial)",
+        confidence=CONFIDENCE,
+        value_range=VALUE_RANGE,
     ))

@@ -54,7 +54,7 @@ def test_every_supported_layer_kind(tmp_path: Path) -> None:
 
 
 def test_functional_chain_and_vgg_descriptor_cut(tmp_path: Path) -> None:
-    from facepipe.plugins.recognizers._vgg_base import vgg_face_descriptor
+    from facepipe.engines.vgg_face import vgg_face_descriptor
 
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)

@@ -34,7 +34,7 @@ elif BACKEND == "torch":
 else:
     pytest.skip(f"the ONNX export is not tested on the {BACKEND} backend", allow_module_level=True)
 
-from facepipe.plugins.recognizers import _keras_common  # noqa: E402
+from facepipe.engines import onnx_export  # noqa: E402
 from facepipe.weights import WeightsManager  # noqa: E402
 
 # name -> (module, class)
@@ -106,8 +106,8 @@ def test_onnx_parity_with_deepface(name: str, homes, parity_dir: Path, monkeypat
     if name == "VGG-Face":  # the plugin's forward is deepface's: fc7 L2-normalised
         ref["outputs"] = ref["deepface_forward"]
     home = homes(name)
-    export = _Counter(_keras_common.export_onnx)
-    monkeypatch.setattr(_keras_common, "export_onnx", export)
+    export = _Counter(onnx_export.export_onnx)
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
     plugin = _plugin(name, home)
     out = plugin.forward(ref["inputs"])
     assert export.calls == 1
@@ -133,8 +133,8 @@ def test_cached_export_is_reused(name: str, homes, parity_dir: Path, monkeypatch
     path = first.onnx_runner.path
     mtime = path.stat().st_mtime_ns
 
-    export = _Counter(_keras_common.export_onnx)
-    monkeypatch.setattr(_keras_common, "export_onnx", export)
+    export = _Counter(onnx_export.export_onnx)
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
     second = _plugin(name, home)
     build = _Counter(second.build_model)
     second.build_model = build  # type: ignore[method-assign]
@@ -160,8 +160,8 @@ def test_corrupt_cache_is_exported_again(damage: str, synthetic_weights, parity_
         path.with_suffix(".json").write_text("{not json")
     damaged = path.read_bytes()
 
-    export = _Counter(_keras_common.export_onnx)
-    monkeypatch.setattr(_keras_common, "export_onnx", export)
+    export = _Counter(onnx_export.export_onnx)
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
     plugin = _plugin("DeepID", home)
     out = plugin.forward(ref["inputs"])
     assert export.calls == 1 and plugin.onnx_runner.path == path

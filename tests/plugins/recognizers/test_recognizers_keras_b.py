@@ -28,7 +28,8 @@ pytest.importorskip("h5py")
 from facepipe.engines.keras_h5 import layer_signature  # noqa: E402
 from facepipe.engines.keras_layers import LocallyConnected2D, hard_sigmoid_keras2  # noqa: E402
 from facepipe.errors import OfflineError, WeightsError  # noqa: E402
-from facepipe.plugins.recognizers import _vgg_base, deepface_fb, ghostfacenet, vggface  # noqa: E402
+from facepipe.engines import vgg_face as _vgg_base  # noqa: E402
+from facepipe.plugins.recognizers import deepface_fb, ghostfacenet, vggface  # noqa: E402
 from facepipe.registry import PluginRegistry  # noqa: E402
 from facepipe.weights import WeightsManager  # noqa: E402
 
@@ -224,7 +225,7 @@ def test_plugin_modules_import_no_ml_runtime():
     code = (
         "import sys\n"
         "import facepipe.plugins.recognizers.vggface, facepipe.plugins.recognizers.deepface_fb\n"
-        "import facepipe.plugins.recognizers.ghostfacenet, facepipe.plugins.recognizers._vgg_base\n"
+        "import facepipe.plugins.recognizers.ghostfacenet, facepipe.engines.vgg_face\n"
         "bad = [m for m in ('keras', 'tensorflow', 'torch', 'cv2', 'h5py') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -266,7 +267,7 @@ def ghost(synthetic_weights, tmp_path_factory):
 def test_ghostfacenet_embeds_photos_concurrently(ghost, dataset):
     import cv2
 
-    from facepipe.plugins.recognizers._keras_common import keras_predict
+    from facepipe.engines.keras_runner import keras_predict
 
     faces = [cv2.imread(str(dataset / name)) for name in ("img1.jpg", "img3.jpg", "img14.jpg")]
     faces = [f[f.shape[0] // 4: 3 * f.shape[0] // 4, f.shape[1] // 4: 3 * f.shape[1] // 4] for f in faces]
