@@ -14,11 +14,15 @@ installed, pytest also offers the fixtures of :mod:`facepipe.pytest_plugin`:
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any, Sequence
 
 import numpy as np
 
-from facepipe.specs import PluginSpec
+from pydantic import Field
+
+from facepipe.registry import ENTRY_POINT_GROUP, PluginRegistry
+from facepipe.specs import DetectorSpec, PluginSpec, RecognizerSpec
 from facepipe.types import Analyzer, DetectedFace, Detector, Metric, PluginConfig, Recognizer
 
 
@@ -156,3 +160,161 @@ def check_metric(metric: Metric, dim: int = 16, seed: int = 0) -> None:
     assert np.all(d >= -1e-9), "distances must be non-negative"
     np.testing.assert_allclose(metric.pairwise(b, a), d.T, atol=1e-6, err_msg="distance is not symmetric")
     np.testing.assert_allclose(np.diag(metric.pairwise(a, a)), 0, atol=1e-5, err_msg="d(x, x) must be 0")
+
+
+# ------------------------------------------------------------------------------------------------
+# Hermetic plugins: a detector and a recognizer that need nothing but numpy, for tests that must
+# run anywhere (no dlib, no OpenCV models, no photos, no weights).  They understand only the
+# synthetic "faces" drawn by :func:`synthetic_face_image`: bright squares on a dark background,
+# each filled with a coarse grid of grey levels that encodes an identity.
+
+#: grey level above which a pixel belongs to a face (backgrounds stay below 64, faces above 128)
+_FACE_LEVEL = 96
+#: cells per side of the identity pattern, and of the recognizer's embedding grid
+_PATTERN_CELLS = 8
+#: where the detector puts the eyes, as fractions of the box (level, so alignment rotates nothing)
+_EYE_Y, _LEFT_EYE_X, _RIGHT_EYE_X = 0.35, 0.7, 0.3
+
+
+def identity_pattern(identity: int) -> np.ndarray:
+    """The ``8 x 8`` grid of grey levels (uint8, 128..255) that stands for one synthetic person."""
+    rng = np.random.default_rng(10_000 + identity)
+    return rng.integers(128, 256, (_PATTERN_CELLS, _PATTERN_CELLS), dtype=np.uint8)
+
+
+def synthetic_face_image(faces: Sequence[tuple[int, int, int, int]] = ((0, 40, 30, 96),),
+                         size: tuple[int, int] = (160, 200), *, noise: int = 0, seed: int = 0) -> np.ndarray:
+    """A BGR uint8 image of ``size`` (h, w) holding synthetic faces.
+
+    ``faces`` lists ``(identity, x, y, side)``: a square of ``side`` pixels at ``(x, y)`` painted with
+    :func:`identity_pattern`.  ``noise`` adds up to ``±noise`` grey levels (a "different photo" of the
+    same people).  The result is deterministic for the same arguments.
+    """
+    height, width = size
+    rng = np.random.default_rng(seed)
+    gray = rng.integers(0, 40, (height, width)).astype(np.int16)  # dark, slightly textured background
+    for identity, x, y, side in faces:
+        if x < 0 or y < 0 or x + side > width or y + side > height:
+            raise ValueError(f"face {identity} at {(x, y)} with side {side} leaves the {width}x{height} image")
+        cells = np.arange(side) * _PATTERN_CELLS // side  # nearest-neighbour upscaling of the grid
+        gray[y:y + side, x:x + side] = identity_pattern(identity)[np.ix_(cells, cells)]
+    if noise:
+        gray += rng.integers(-noise, noise + 1, gray.shape).astype(np.int16)
+    return np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+class BlobDetectorConfig(PluginConfig):
+    """Options of :class:`BlobDetector`."""
+
+    min_side: int = Field(8, ge=1, description="blobs narrower or shorter than this (pixels) are ignored")
+
+
+class BlobDetector(Detector):
+    """Finds bright blobs on a dark background by thresholding (numpy only, deterministic).
+
+    Each connected bright region (4-neighbourhood) becomes one face, with eyes at fixed places of
+    its box and confidence 1.0.  Faces are sorted top-to-bottom, then left-to-right.
+    """
+
+    config_class = BlobDetectorConfig
+    provides_eyes = True
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        return [self._detect_one(image) for image in images]
+
+    def _detect_one(self, image: np.ndarray) -> list[DetectedFace]:
+        gray = image.mean(axis=2) if image.ndim == 3 else image.astype(np.float64)
+        faces = []
+        for y0, x0, y1, x1 in _bright_regions(gray > _FACE_LEVEL):
+            w, h = x1 - x0, y1 - y0
+            if min(w, h) < self.config.min_side:  # type: ignore[attr-defined]
+                continue
+            faces.append(DetectedFace(
+                x=x0, y=y0, w=w, h=h, confidence=1.0,
+                left_eye=(x0 + _LEFT_EYE_X * w, y0 + _EYE_Y * h),
+                right_eye=(x0 + _RIGHT_EYE_X * w, y0 + _EYE_Y * h),
+            ))
+        return faces
+
+
+def _bright_regions(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes ``(y0, x0, y1, x1)`` (end exclusive) of the 4-connected regions of ``mask``."""
+    seen = np.zeros_like(mask, dtype=bool)
+    boxes = []
+    height, width = mask.shape
+    for start_y, start_x in zip(*np.nonzero(mask)):
+        if seen[start_y, start_x]:
+            continue
+        seen[start_y, start_x] = True
+        stack = [(int(start_y), int(start_x))]
+        y0, x0, y1, x1 = height, width, 0, 0
+        while stack:
+            y, x = stack.pop()
+            y0, x0, y1, x1 = min(y0, y), min(x0, x), max(y1, y + 1), max(x1, x + 1)
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < height and 0 <= nx < width and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        boxes.append((y0, x0, y1, x1))
+    return sorted(boxes)
+
+
+class GridRecognizerConfig(PluginConfig):
+    """:class:`GridRecognizer` has no options."""
+
+
+class GridRecognizer(Recognizer):
+    """Embeds a crop as its ``8 x 8`` grid of mean grey levels, centred (numpy only).
+
+    Two crops of the same synthetic identity give (nearly) the same vector, different identities
+    nearly orthogonal ones, so the thresholds below separate them with a wide margin.
+    """
+
+    config_class = GridRecognizerConfig
+    input_size = (_PATTERN_CELLS, _PATTERN_CELLS)
+    embedding_size = _PATTERN_CELLS * _PATTERN_CELLS
+    thresholds = {"cosine": 0.3, "euclidean": 60.0, "euclidean_l2": 0.77, "angular": 0.25}
+
+    def preprocess(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        # Our own resize: the default one needs OpenCV, and these tests must not.
+        return np.stack([_cell_means(face) for face in faces]).astype(np.float32)
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        flat = batch.reshape(len(batch), -1)
+        return (flat - flat.mean(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _cell_means(face: np.ndarray) -> np.ndarray:
+    gray = face.mean(axis=2) if face.ndim == 3 else face.astype(np.float64)
+    rows = np.linspace(0, gray.shape[0], _PATTERN_CELLS + 1).round().astype(int)
+    cols = np.linspace(0, gray.shape[1], _PATTERN_CELLS + 1).round().astype(int)
+    grid = np.zeros((_PATTERN_CELLS, _PATTERN_CELLS))
+    for i in range(_PATTERN_CELLS):
+        for j in range(_PATTERN_CELLS):
+            cell = gray[rows[i]:max(rows[i + 1], rows[i] + 1), cols[j]:max(cols[j + 1], cols[j] + 1)]
+            grid[i, j] = cell.mean() if cell.size else 0.0
+    return grid
+
+
+#: names under which :func:`hermetic_registry` offers the two plugins
+HERMETIC_DETECTOR, HERMETIC_RECOGNIZER = "blob", "grid"
+
+
+def hermetic_registry() -> PluginRegistry:
+    """A ``PluginRegistry(autoload=False)`` holding :class:`BlobDetector` (``"blob"``),
+    :class:`GridRecognizer` (``"grid"``) and facepipe's built-in metrics, and nothing else.
+
+    Use it with ``Pipeline.from_config({"detector": "blob", "recognizer": "grid"}, registry=...)``.
+    """
+    registry = PluginRegistry(autoload=False)
+    registry.add(DetectorSpec(name=HERMETIC_DETECTOR, factory="facepipe.testing:BlobDetector",
+                              config=BlobDetectorConfig, description="test double: bright blobs", license="MIT"))
+    registry.add(RecognizerSpec(name=HERMETIC_RECOGNIZER, factory="facepipe.testing:GridRecognizer",
+                                config=GridRecognizerConfig, description="test double: 8x8 grey grid",
+                                license="MIT"))
+    # The metrics come through their entry point, as in any registry (the kernel does not import
+    # the pipeline layer that implements them).
+    (metrics,) = [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP, name="metrics")
+                  if ep.dist is not None and ep.dist.metadata["Name"] == "facepipe"]
+    registry.register_module(metrics.load(), distribution="facepipe", name=metrics.name)
+    return registry

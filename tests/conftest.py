@@ -1,24 +1,27 @@
-"""Shared fixtures: the dataset photos, the reference data, synthetic deepface weights."""
+"""Shared fixtures: the dataset photos, the reference data, synthetic deepface weights, a loopback
+HTTP server and the hermetic (numpy-only) plugins.  Helpers that test modules import live in
+:mod:`tests.helpers`; where data comes from is explained in :mod:`tests.helpers.paths`."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACEPIPE_SHARED", REPO.parent / "shared"))
-DATASET = SHARED / "data" / "deepface-dataset"
-REFERENCE = SHARED / "reference"
-PARITY = REFERENCE / "parity"
-MANIFESTS = REFERENCE / "weights-manifest"
-MAKE_SYNTHETIC = SHARED / "tools" / "make_synthetic_weights.py"
-TEST_DATA = Path(__file__).resolve().parent / "data"
-# Synthetic weight files are byte-identical for a (model, seed): keep them across runs.
-SYNTHETIC_CACHE = Path(os.environ.get("FACEPIPE_TEST_CACHE", REPO / ".cache" / "synthetic"))
+from facepipe.registry import PluginRegistry
+from facepipe.testing import hermetic_registry
+from tests.helpers.loopback import Loopback, keep_loopback_off_proxies, serve_folder
+from tests.helpers.paths import (
+    MAKE_SYNTHETIC,
+    PARITY,
+    missing_parity_reason,
+    missing_photos_reason,
+    parity_arrays_dir,
+    photo_dir,
+)
+from tests.helpers.synthetic_weights import make_synthetic_weights
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,47 +31,54 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def dataset() -> Path:
-    if not DATASET.is_dir():
-        pytest.skip(f"shared dataset not found at {DATASET}")
-    return DATASET
+    """The dataset photos' folder (``$FACEPIPE_DATA``); tests that need it skip without it."""
+    folder = photo_dir()
+    if not folder.is_dir():
+        pytest.skip(missing_photos_reason())
+    return folder
 
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
-    if not PARITY.is_dir():
-        pytest.skip(f"parity reference data not found at {PARITY}")
+    """Parity JSON/CSV reference data (in the repository)."""
     return PARITY
 
 
-def make_synthetic_weights(model: str, seed: int = 1) -> Path:
-    """Write (once) deepface-format synthetic weights for ``model``; returns the file path.
+@pytest.fixture(scope="session")
+def parity_arrays() -> Callable[[str], Path]:
+    """``parity_arrays("Facenet") -> Path`` of ``Facenet.npz``; skips when the file is not there."""
 
-    The file keeps deepface's file name so that it can be dropped into a weights cache.
-    """
-    import json
+    def locate(model: str) -> Path:
+        path = parity_arrays_dir() / f"{model}.npz"
+        if not path.is_file():
+            pytest.skip(missing_parity_reason(path.name))
+        return path
 
-    manifest = MANIFESTS / f"{model}.json"
-    weights_file = json.loads(manifest.read_text())["weights_file"]
-    out_dir = SYNTHETIC_CACHE / f"seed{seed}" / model
-    out = out_dir / weights_file
-    if out.is_file():
-        return out
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f"{out.suffix}.{os.getpid()}.part")  # unique: parallel writers do not collide
-    subprocess.run(
-        [sys.executable, str(MAKE_SYNTHETIC), str(manifest), "--seed", str(seed), "-o", str(tmp)],
-        check=True,
-    )
-    tmp.replace(out)
-    return out
+    return locate
 
 
 @pytest.fixture(scope="session")
-def synthetic_weights():
+def synthetic_weights() -> Callable[..., Path]:
     """``synthetic_weights("Facenet") -> Path`` (generated once per machine, then reused)."""
-    if not MAKE_SYNTHETIC.is_file():
-        pytest.skip("shared/tools/make_synthetic_weights.py not available")
+    pytest.importorskip("h5py", reason="synthetic weights need h5py (facepipe[keras])")
+    assert MAKE_SYNTHETIC.is_file(), f"{MAKE_SYNTHETIC} is part of the repository"
     return make_synthetic_weights
+
+
+@pytest.fixture
+def loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loopback]:
+    """An HTTP server on 127.0.0.1 serving the (initially empty) folder ``loopback.root``."""
+    keep_loopback_off_proxies(monkeypatch)
+    root = tmp_path / "served"
+    root.mkdir()
+    with serve_folder(root) as served:
+        yield served
+
+
+@pytest.fixture
+def hermetic() -> PluginRegistry:
+    """A registry holding only the numpy-only test plugins (``blob``, ``grid``) and the metrics."""
+    return hermetic_registry()
 
 
 # Test modules that exercise Keras models: `-m keras` re-runs them on another Keras backend.

@@ -1,0 +1,1 @@
+"""Code shared by test modules: import it as ``from tests.helpers.<module> import ...``."""
