@@ -3,6 +3,12 @@
 Every error a user can cause is a subclass of :class:`ValueError` (as deepface's are), so code
 written against deepface's ``except ValueError`` keeps working.  The deepface names are kept as
 aliases of facepipe's own classes.
+
+Rule for new code: a ``raise`` that user input, a config file or the environment can trigger
+raises one of these classes (add one here if none fits), so the CLI prints one line and the
+REST service answers 4xx instead of 500.  Pydantic validators are the exception: they raise a
+plain ``ValueError``, which pydantic collects and the registry reports as :class:`ConfigError`.
+Plain builtins remain for programming errors inside facepipe itself.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ class ImageTooLargeError(ImageError):
 
 class ImageTypeError(ImageError):
     """The input is of a kind the loader does not accept."""
+
+
+class InputShapeError(ImageError):
+    """An array handed to a model (e.g. a batch of face crops) has a shape the model cannot take."""
 
 
 # --- detection / faces -------------------------------------------------------------------------

@@ -40,6 +40,7 @@ SERVICE_MAX_PIXELS = 40_000_000
 
 
 def _status_for(exc: FacepipeError) -> int:
+    """The 4xx status of a typed error: every FacepipeError is the caller's problem, never a 500."""
     if isinstance(exc, ImageTooLargeError):
         return 413
     if isinstance(exc, (ImageDecodeError, ImageTypeError)):
@@ -132,6 +133,23 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
+    def optional_number(value: Any, name: str) -> float | None:
+        if value in (None, ""):
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number, got {value!r}") from None
+
+    def action_list(value: Any) -> list[str] | None:
+        if value in (None, ""):
+            return None
+        if isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        if isinstance(value, list) and all(isinstance(a, str) for a in value):
+            return value
+        raise ConfigError(f"actions must be a list of strings or a comma-separated string, got {value!r}")
+
     @app.get("/")
     def health() -> dict[str, Any]:
         return {"service": "facepipe", "version": __version__, "detector": pipeline.config.detector.name,
@@ -144,8 +162,7 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
     @app.post("/verify", dependencies=[Depends(authorize)])
     async def verify(request: Request) -> dict[str, Any]:
         images, options = await read_images(request, ("img1", "img2"))
-        threshold = options.get("threshold")
-        threshold = float(threshold) if threshold not in (None, "") else None
+        threshold = optional_number(options.get("threshold"), "threshold")
         result = await run_in_threadpool(pipeline.verify, images["img1"], images["img2"], threshold=threshold)
         return result.to_dict()
 
@@ -158,9 +175,7 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
     @app.post("/analyze", dependencies=[Depends(authorize)])
     async def analyze(request: Request) -> dict[str, Any]:
         images, options = await read_images(request, ("img",))
-        actions = options.get("actions")
-        if isinstance(actions, str):
-            actions = [a.strip() for a in actions.split(",") if a.strip()]
+        actions = action_list(options.get("actions"))
         results = await run_in_threadpool(pipeline.analyze, images["img"], actions)
         return {"results": [r.to_dict() for r in cast(list[Analysis], results)]}
 

@@ -57,7 +57,7 @@ def _read_dataset(dataset: Any, raw: Any) -> np.ndarray:
         array = aligned_empty(dataset.shape, dataset.dtype)
         got = raw.readinto(memoryview(array.reshape(-1)).cast("B"))
         if got != array.nbytes:
-            raise ValueError(f"dataset {dataset.name} is truncated ({got} of {array.nbytes} bytes)")
+            raise WeightsError(f"dataset {dataset.name} is truncated ({got} of {array.nbytes} bytes)")
         return array
     return np.asarray(dataset[()])
 
