@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from facepipe.errors import (  # noqa: F401 - deepface's exception names, re-exported
+    ConfigError,
     DataTypeError,
     DimensionMismatchError,
     EmptyDatasource,
@@ -165,7 +166,7 @@ def analyze(img_path: Any, actions: Sequence[str] | str = ACTIONS, enforce_detec
         actions = (actions,)
     actions = tuple(actions)
     if not actions:
-        raise ValueError("`actions` must be a list of strings.")
+        raise ConfigError("`actions` must be a list of strings.")
     for action in actions:
         if action not in ACTIONS:
             raise UnimplementedError(f"Invalid action passed ({action!r})). Valid actions are {', '.join(ACTIONS)}.")

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from facepipe import hookimpl
-from facepipe.errors import WeightsError
+from facepipe.errors import InputShapeError, WeightsError
 from facepipe.specs import RecognizerSpec, WeightFile
 from facepipe.pipeline.decision import thresholds_for
 from facepipe.types import PluginConfig, Recognizer
@@ -109,7 +109,7 @@ class SFaceRecognizer(Recognizer):
         """Features of a batch of 112x112 BGR faces: ``uint8`` as is, floats taken as [0, 1]."""
         faces = to_uint8_faces(batch)
         if faces.ndim != 4 or faces.shape[1:] != (*self.input_size, 3):
-            raise ValueError(f"SFace expects a (N, 112, 112, 3) batch of BGR faces, got shape {faces.shape}")
+            raise InputShapeError(f"SFace expects a (N, 112, 112, 3) batch of BGR faces, got shape {faces.shape}")
         out = np.empty((len(faces), self.embedding_size), dtype=np.float32)
         # One OpenCV network object is not safe to run from several threads at once.
         with self._lock:
