@@ -7,9 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
@@ -17,17 +14,19 @@ from typing import Any
 import numpy as np
 import pytest
 
+import facepipe.plugins.detectors.retinaface as rf
 from facepipe.errors import OfflineError
 from facepipe.registry import PluginRegistry
 from facepipe.weights import WeightsManager
-
-rf = pytest.importorskip("facepipe.plugins.detectors.retinaface")
+from tests.helpers.extras import need
+from tests.helpers.loopback import serve_folder
+from tests.helpers.paths import MANIFESTS
 
 
 
 @pytest.fixture(scope="module")
-def manifest(parity_dir: Path) -> dict[str, Any]:
-    return json.loads((parity_dir.parent / "weights-manifest" / "RetinaFace.json").read_text())
+def manifest() -> dict[str, Any]:
+    return json.loads((MANIFESTS / "RetinaFace.json").read_text())
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,7 +123,7 @@ def test_scale_rule() -> None:
 
 
 def test_detect_with_a_stub_network_resizes_and_maps_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("cv2")
+    need("cv2")
     seen: list[tuple[int, ...]] = []
 
     def fake_raw(self: Any, batch: np.ndarray) -> list[np.ndarray]:
@@ -155,7 +154,7 @@ def test_registration(manifest: dict[str, Any]) -> None:
     assert spec.factory == "facepipe.plugins.detectors.retinaface:RetinaFaceDetector"
     assert spec.extra == "retinaface" and "keras" in spec.requires and "h5py" in spec.requires
     (wf,) = spec.weights
-    assert wf.name == "retinaface.h5" and wf.sha256 is None
+    assert wf.name == "retinaface.h5"
     assert wf.urls == tuple(manifest["source_urls"])
     with pytest.raises(Exception, match="threshold"):
         PluginRegistry().validate_config("detector", "retinaface", {"threshold": 1.5})
@@ -171,7 +170,7 @@ def test_offline_without_file_says_where_to_put_it(tmp_path: Path) -> None:
 # the network
 # --------------------------------------------------------------------------------------------
 def test_weighted_layers_match_deepface_manifest(manifest: dict[str, Any]) -> None:
-    pytest.importorskip("keras")
+    need("keras")
     from facepipe.engines.keras_h5 import weighted_layers
 
     layers = manifest["load_target"]["layers"]
@@ -182,22 +181,12 @@ def test_weighted_layers_match_deepface_manifest(manifest: dict[str, Any]) -> No
     assert model.count_params() == 29495084
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
-
-
 @pytest.fixture(scope="module")
 def served_weights(synthetic_weights: Any) -> Iterator[tuple[str, Path]]:
     """deepface-layout synthetic retinaface.h5 served from a loopback HTTP server."""
     source = synthetic_weights("RetinaFace")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(source.parent)))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", source
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_folder(source.parent) as served:
+        yield served.base, source
 
 
 @pytest.fixture(scope="module")
@@ -230,13 +219,13 @@ def test_download_over_loopback(served_weights: tuple[str, Path], downloaded_hom
 @pytest.fixture(scope="module")
 def detector(downloaded_home: Path) -> Any:
     """The plugin built by the registry, its weights found by an offline manager in the cache."""
-    pytest.importorskip("keras")
+    need("keras")
     manager = WeightsManager(home=downloaded_home, offline=True, deepface_home=downloaded_home / "none")
     return PluginRegistry().create("detector", "retinaface", {}, weights=manager)
 
 
-def test_parity_with_deepface_raw_outputs(detector: Any, parity_dir: Path) -> None:
-    ref = np.load(parity_dir / "RetinaFace.npz")
+def test_parity_with_deepface_raw_outputs(detector: Any, parity_arrays: Any) -> None:
+    ref = np.load(parity_arrays("RetinaFace"))
     # inputs 0 and 2 (320x237, 178x256) have sides that are not multiples of 32: crop layers
     assert sum(bool(ref[f"input_{i}"].shape[1] % 32 or ref[f"input_{i}"].shape[2] % 32) for i in range(3)) >= 2
     for i in range(3):
@@ -251,7 +240,7 @@ def test_parity_with_deepface_raw_outputs(detector: Any, parity_dir: Path) -> No
 
 
 def test_detect_on_a_photo_with_synthetic_weights(detector: Any, dataset: Path) -> None:
-    cv2 = pytest.importorskip("cv2")
+    cv2 = need("cv2")
     image = cv2.imread(str(dataset / "img1.jpg"))
     small = cv2.resize(image, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
     (faces,) = detector.detect([small])

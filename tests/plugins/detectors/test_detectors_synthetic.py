@@ -14,16 +14,14 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-cv2 = pytest.importorskip("cv2")
+from tests.helpers.extras import need
+cv2 = need("cv2")
 
 from facepipe.errors import OfflineError, WeightsError  # noqa: E402
 from facepipe.registry import PluginRegistry  # noqa: E402
@@ -31,53 +29,18 @@ from facepipe.weights import WeightsManager  # noqa: E402
 from facepipe.plugins.detectors import ssd as ssd_plugin  # noqa: E402
 from facepipe.plugins.detectors.ssd import SsdConfig, SsdDetector, decode_detections  # noqa: E402
 from facepipe.plugins.detectors.yunet import YunetConfig, YunetDetector, faces_from_yunet  # noqa: E402
-
-YUNET_FILE = "face_detection_yunet_2023mar.onnx"
-# constant head outputs of the generated YuNet at stride 32 (offsets in stride units, log sizes)
-BBOX = (0.5, 0.5, float(np.log(2.0)), float(np.log(2.5)))  # centre of the cell, 64 x 80 px
-KPS = (0.2, 0.3, 0.8, 0.3, 0.5, 0.55, 0.3, 0.8, 0.7, 0.8)  # re, le, nose, right/left mouth corner
+from tests.helpers.loopback import Loopback  # noqa: E402
+from tests.helpers.mini_detectors import (  # noqa: E402
+    BBOX,
+    KPS,
+    MINI_CAFFEMODEL,
+    MINI_PROTOTXT,
+    YUNET_FILE,
+    make_yunet_onnx,
+)
 
 
 # ============================================================================== YuNet
-def make_yunet_onnx(path: Path) -> Path:
-    """Write a YuNet-2023mar-shaped ONNX graph: input ``input`` [1, 3, H, W]; outputs
-    ``{cls,obj,bbox,kps}_{8,16,32}`` of shape [1, H*W/s², 1|1|4|10]."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes, inits, outputs = [], [], []
-    for kind, ch in (("cls", 1), ("obj", 1), ("bbox", 4), ("kps", 10)):
-        for s in (8, 16, 32):
-            name = f"{kind}_{s}"
-            w = np.zeros((ch, 3, s, s), np.float32)  # an s x s / stride s conv: one value per cell
-            b = np.zeros(ch, np.float32)
-            if s == 32:  # only the stride-32 head ever fires
-                if kind == "cls":
-                    w[0, 2] = 1.0 / (255.0 * s * s)  # mean of blob channel 2 (red: the blob is BGR) / 255
-                elif kind == "obj":
-                    b[:] = 1.0
-                elif kind == "bbox":
-                    b[:] = BBOX
-                else:
-                    b[:] = KPS
-            inits += [numpy_helper.from_array(w, f"{name}_w"), numpy_helper.from_array(b, f"{name}_b"),
-                      numpy_helper.from_array(np.array([1, ch, -1], np.int64), f"{name}_shape")]
-            nodes += [helper.make_node("Conv", ["input", f"{name}_w", f"{name}_b"], [f"{name}_conv"],
-                                       kernel_shape=[s, s], strides=[s, s]),
-                      helper.make_node("Reshape", [f"{name}_conv", f"{name}_shape"], [f"{name}_flat"]),
-                      helper.make_node("Transpose", [f"{name}_flat"], [name], perm=[0, 2, 1])]
-            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, None, ch]))
-    graph = helper.make_graph(
-        nodes, "yunet_like",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
-        outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
-    model.ir_version = 7
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def yunet_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A facepipe home whose weights cache holds the generated model under deepface's file name."""
@@ -206,34 +169,8 @@ def test_decode_detections_filters_scales_clips_and_orders() -> None:
 
 
 # ============================================================================== SSD through cv2.dnn
-# No learned weights: the face score is softmax over (G, R) of the mean-subtracted, globally pooled
-# input, i.e. sigmoid(R - G); location offsets are zeroed so the box is the single prior box,
-# the central third of the image.
-MINI_PROTOTXT = """name: "mini_ssd"
-input: "data"
-input_shape { dim: 1 dim: 3 dim: 300 dim: 300 }
-layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"
-  pooling_param { pool: AVE kernel_size: 300 stride: 300 } }
-layer { name: "cat" type: "Concat" bottom: "pool" bottom: "pool" top: "cat" concat_param { axis: 1 } }
-layer { name: "slice" type: "Slice" bottom: "cat" top: "loc_raw" top: "conf_raw"
-  slice_param { axis: 1 slice_point: 4 } }
-layer { name: "loc_zero" type: "Power" bottom: "loc_raw" top: "loc_zero" power_param { power: 1 scale: 0 shift: 0 } }
-layer { name: "loc_flat" type: "Flatten" bottom: "loc_zero" top: "loc_flat" flatten_param { axis: 1 } }
-layer { name: "conf_soft" type: "Softmax" bottom: "conf_raw" top: "conf_soft" softmax_param { axis: 1 } }
-layer { name: "conf_flat" type: "Flatten" bottom: "conf_soft" top: "conf_flat" flatten_param { axis: 1 } }
-layer { name: "prior" type: "PriorBox" bottom: "pool" bottom: "data" top: "prior"
-  prior_box_param { min_size: 100 clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2
-                    step: 300 offset: 0.5 } }
-layer { name: "detection_out" type: "DetectionOutput" bottom: "loc_flat" bottom: "conf_flat" bottom: "prior"
-  top: "detection_out"
-  detection_output_param { num_classes: 2 share_location: true background_label_id: 0
-    nms_param { nms_threshold: 0.45 top_k: 400 } code_type: CENTER_SIZE keep_top_k: 200
-    confidence_threshold: 0.01 } }
-"""
-# A serialized Caffe NetParameter holding only its name (field 1): no layer blobs are needed.
-MINI_CAFFEMODEL = b"\x0a\x08mini_ssd"
-
-
+# The tiny Caffe SSD (tests/helpers/mini_detectors.py) has no learned weights: the face score is
+# sigmoid(R - G) of the mean-subtracted input and the box is the single prior, the central third.
 def solid(h: int, w: int, bgr: tuple[int, int, int]) -> np.ndarray:
     img = np.empty((h, w, 3), np.uint8)
     img[:] = bgr
@@ -285,46 +222,13 @@ def test_ssd_batches_carry_image_ids(ssd_files) -> None:  # type: ignore[no-unty
 
 
 # ============================================================================== SSD download
-@dataclasses.dataclass
-class Served:
-    base: str
-    files: dict[str, bytes]
-    requests: list[str]
+def serve_files(loopback: Loopback, files: dict[str, bytes]) -> None:
+    assert loopback.root is not None
+    for name, data in files.items():
+        (loopback.root / name).write_bytes(data)
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.delenv("FACEPIPE_WEIGHTS_MIRROR", raising=False)
-    state = Served(base="", files={}, requests=[])
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            state.requests.append(self.path)
-            body = state.files.get(self.path.lstrip("/"))
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def test_ssd_downloads_deepface_files_through_the_manager(server: Served, tmp_path: Path,
+def test_ssd_downloads_deepface_files_through_the_manager(loopback: Loopback, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # The real sources are deepface's (fact sheet §4) ...
     assert ssd_plugin.PROTOTXT.urls == (
@@ -335,28 +239,28 @@ def test_ssd_downloads_deepface_files_through_the_manager(server: Served, tmp_pa
     # ... and for the test they point at the loopback server, same file names.
     for const in ("PROTOTXT", "CAFFEMODEL"):
         wf = getattr(ssd_plugin, const)
-        monkeypatch.setattr(ssd_plugin, const, dataclasses.replace(wf, urls=(f"{server.base}/{wf.name}",)))
-    server.files = {"deploy.prototxt": MINI_PROTOTXT.encode(),
-                    "res10_300x300_ssd_iter_140000.caffemodel": MINI_CAFFEMODEL}
+        monkeypatch.setattr(ssd_plugin, const, dataclasses.replace(wf, urls=(loopback.url(wf.name),)))
+    serve_files(loopback, {"deploy.prototxt": MINI_PROTOTXT.encode(),
+                           "res10_300x300_ssd_iter_140000.caffemodel": MINI_CAFFEMODEL})
     manager = WeightsManager(home=tmp_path / "home", offline=False, deepface_home=tmp_path / "df",
                              mirrors=(), retries=0, timeout=5.0, progress=False)
     det = SsdDetector(weights=manager)
-    assert sorted(server.requests) == ["/deploy.prototxt", "/res10_300x300_ssd_iter_140000.caffemodel"]
+    assert sorted(loopback.requests) == ["/deploy.prototxt", "/res10_300x300_ssd_iter_140000.caffemodel"]
     cached = tmp_path / "home" / "weights"
     assert (cached / "deploy.prototxt").read_text() == MINI_PROTOTXT
     assert (cached / "res10_300x300_ssd_iter_140000.caffemodel").read_bytes() == MINI_CAFFEMODEL
     assert len(det.detect([solid(60, 60, (128, 128, 128))])[0]) == 1
     # a second detector is served from the cache
     SsdDetector(weights=manager)
-    assert len(server.requests) == 2
+    assert len(loopback.requests) == 2
 
 
-def test_ssd_bad_download_and_offline(server: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ssd_bad_download_and_offline(loopback: Loopback, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for const in ("PROTOTXT", "CAFFEMODEL"):
         wf = getattr(ssd_plugin, const)
-        monkeypatch.setattr(ssd_plugin, const, dataclasses.replace(wf, urls=(f"{server.base}/{wf.name}",)))
-    server.files = {"deploy.prototxt": b"this is not a prototxt {",
-                    "res10_300x300_ssd_iter_140000.caffemodel": MINI_CAFFEMODEL}
+        monkeypatch.setattr(ssd_plugin, const, dataclasses.replace(wf, urls=(loopback.url(wf.name),)))
+    serve_files(loopback, {"deploy.prototxt": b"this is not a prototxt {",
+                           "res10_300x300_ssd_iter_140000.caffemodel": MINI_CAFFEMODEL})
     manager = WeightsManager(home=tmp_path / "home", offline=False, deepface_home=tmp_path / "df",
                              mirrors=(), retries=0, timeout=5.0, progress=False)
     with pytest.raises(WeightsError, match="could not load"):

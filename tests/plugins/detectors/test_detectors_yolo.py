@@ -7,22 +7,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
-import threading
 import types
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
+import facepipe.plugins.detectors.yolo as yolo
 from facepipe.errors import PluginUnavailableError
 from facepipe.registry import PluginRegistry
 from facepipe.weights import WeightsManager
-
-yolo = pytest.importorskip("facepipe.plugins.detectors.yolo")
+from tests.helpers.extras import need
+from tests.helpers.loopback import Loopback
 
 YAPALAB = "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/"
 AKANAMETOV = "https://github.com/akanametov/yolo-face/releases/download/1.0.0/"
@@ -44,7 +41,7 @@ def test_every_deepface_key_is_registered_with_its_weight_file() -> None:
         spec = registry.get("detector", name)
         assert spec.name == name and spec.extra == "yolo" and "ultralytics" in spec.requires
         (wf,) = spec.weights
-        assert wf.name == f"{name}-face.pt" and wf.urls == (url,) and wf.sha256 is None
+        assert wf.name == f"{name}-face.pt" and wf.urls == (url,)
         assert registry.validate_config("detector", name, {}).variant == name
     assert registry.get("detector", "yolov8").name == "yolov8n"  # deepface's old key
     assert registry.get("detector", "yolo11s").name == "yolov11s"  # ultralytics' spelling
@@ -176,35 +173,16 @@ def test_missing_ultralytics_names_the_extra(tmp_path: Path, monkeypatch: pytest
 # --------------------------------------------------------------------------------------------
 # download over loopback
 # --------------------------------------------------------------------------------------------
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
-    root = tmp_path / "served"
-    root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def _manager(home: Path, **kw: Any) -> WeightsManager:
     return WeightsManager(home=home, offline=False, deepface_home=home / "none", timeout=5.0, retries=1,
                           backoff=0.01, progress=False, **kw)
 
 
 @pytest.mark.parametrize("variant", ["yolov8n", "yolov11s"])
-def test_download_over_loopback_then_load(variant: str, server: tuple[str, Path], tmp_path: Path,
+def test_download_over_loopback_then_load(variant: str, loopback: Loopback, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    base, root = server
+    base, root = loopback.base, loopback.root
+    assert root is not None
     payload = np.random.default_rng(0).bytes(300_000)
     wf = yolo.VARIANTS[variant].weights
     (root / wf.name).write_bytes(payload)
@@ -237,7 +215,7 @@ def test_real_ultralytics_pose_model_with_random_weights(tmp_path: Path, dataset
         import ultralytics  # noqa: F401
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"ultralytics cannot run here: {type(exc).__name__}: {exc}")
-    cv2 = pytest.importorskip("cv2")
+    cv2 = need("cv2")
     import torch
     from ultralytics.nn.tasks import PoseModel
 
