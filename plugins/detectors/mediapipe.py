@@ -25,7 +25,8 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from facepipe import hookimpl
-from facepipe.errors import ImageTypeError, WeightsError
+from facepipe.errors import WeightsError
+from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -72,7 +73,7 @@ _VARIANTS = {
 }
 
 
-class MediapipeConfig(PluginConfig):
+class MediapipeConfig(WeightsFileConfig):
     """Options of the BlazeFace detector (deepface defaults)."""
 
     model_selection: Literal[0, 1, "short", "full"] = Field(
@@ -81,7 +82,6 @@ class MediapipeConfig(PluginConfig):
     min_suppression_threshold: float = Field(
         0.3, gt=0.0, le=1.0, description="IoU above which detections are merged (weighted NMS)")
     num_threads: int | None = Field(None, ge=1, description="TFLite interpreter threads (None: default)")
-    weights_path: Path | None = Field(None, description="explicit .tflite file for the selected model")
 
     @field_validator("model_selection", mode="before")
     @classmethod
@@ -217,8 +217,7 @@ class MediapipeDetector(Detector):
         super().__init__(config, weights=weights)
         cfg: MediapipeConfig = self.config  # type: ignore[assignment]
         self._variant = _VARIANTS[cfg.variant]
-        path = Path(cfg.weights_path) if cfg.weights_path is not None else \
-            Path(self.weights_manager().path(self._variant.weights))
+        path = Path(self.weights_manager().path(self._variant.weights, override=cfg.weights_path))
         if not path.is_file():
             raise WeightsError(f"mediapipe.weights_path: {path} does not exist")
         try:
@@ -253,13 +252,7 @@ class MediapipeDetector(Detector):
 
     def _detect_one(self, img: np.ndarray) -> list[DetectedFace]:
         cfg: MediapipeConfig = self.config  # type: ignore[assignment]
-        arr = np.asarray(img)
-        if arr.ndim == 2:
-            arr = np.repeat(arr[:, :, None], 3, axis=2)
-        if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
-            raise ImageTypeError(f"expected a BGR image of shape (H, W, 3), got shape {arr.shape}")
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        arr = np.asarray(img)  # BGR uint8 (H, W, 3): the pipeline checks the contract
         height, width = arr.shape[:2]
         size = self._variant.input_size
         tensor, (sx, sy, px, py) = letterbox(np.ascontiguousarray(arr[:, :, 2::-1]), size)

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from facepipe import hookimpl
+from facepipe.devices import DeviceName, tensorflow_device
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -50,7 +51,7 @@ class MTCNNConfig(PluginConfig):
     thresholds: tuple[float, float, float] = Field(
         (0.6, 0.7, 0.8), description="score thresholds of the P-, R- and O-Net stages")
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="drop faces scoring below this")
-    device: str = Field("CPU:0", description='TensorFlow device, e.g. "CPU:0" or "GPU:0"')
+    device: DeviceName = Field("cpu", description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = TensorFlow's choice")
     batch_size: int = Field(8, ge=1, description="images of one shape stacked per package call")
     round_coordinates: bool = Field(True, description="round box and landmarks to whole pixels "
                                                       "(the package's JSON output, and deepface, do)")
@@ -61,14 +62,6 @@ class MTCNNConfig(PluginConfig):
         if not all(0.0 <= t <= 1.0 for t in value):
             raise ValueError("each of the three stage thresholds must be in [0, 1]")
         return value
-
-    @field_validator("device")
-    @classmethod
-    def _device_form(cls, value: str) -> str:
-        kind, _, index = value.upper().partition(":")
-        if kind not in ("CPU", "GPU") or (index and not index.isdigit()):
-            raise ValueError('device must look like "CPU:0" or "GPU:0"')
-        return value.upper() if index else f"{kind}:0"
 
 
 class MTCNNDetector(Detector):
@@ -81,7 +74,7 @@ class MTCNNDetector(Detector):
         super().__init__(config, weights=weights)
         from mtcnn import MTCNN
 
-        self._model = MTCNN(device=self.config.device)  # type: ignore[attr-defined]
+        self._model = MTCNN(device=tensorflow_device(self.config.device) or "CPU:0")  # type: ignore[attr-defined]
         # Keras layers built lazily on first call are not safe to build from two threads at once.
         self._lock = threading.Lock()
 

@@ -152,12 +152,12 @@ class OpenCVDetector(Detector):
     def __init__(self, config: OpenCVConfig | None = None, *, weights: Any = None) -> None:
         super().__init__(config, weights=weights)
         cfg: OpenCVConfig = self.config  # type: ignore[assignment]
-        face_path = cfg.face_cascade_path or self.weights_manager().path(FACE_CASCADE)
+        face_path = self.weights_manager().path(FACE_CASCADE, override=cfg.face_cascade_path)
         self._face = _ThreadLocalCascade(Path(face_path))
         self._face.get()  # load now: a broken file fails at construction, not at first image
         self._eye: _ThreadLocalCascade | None = None
         if cfg.find_eyes:
-            eye_path = cfg.eye_cascade_path or self.weights_manager().path(EYE_CASCADE)
+            eye_path = self.weights_manager().path(EYE_CASCADE, override=cfg.eye_cascade_path)
             self._eye = _ThreadLocalCascade(Path(eye_path))
             self._eye.get()
 
@@ -202,5 +202,7 @@ def facepipe_register_detectors(register):  # type: ignore[no-untyped-def]
         requires=("cv2",),
         extra="opencv",
         license="BSD-3-Clause (OpenCV cascades, Intel License Agreement)",
+        # its eye cascade also serves the pipeline for detectors that give no eyes
+        eye_locator="facepipe.plugins.detectors.opencv:haar_eyes",
         description="OpenCV Haar cascades: frontal faces + eyes (fast, frontal only, coarse score)",
     ))

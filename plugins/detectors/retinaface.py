@@ -47,9 +47,11 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from facepipe import hookimpl
+from facepipe.devices import DeviceName
 from facepipe.engines.boxes import nms as shared_nms
-from facepipe.errors import ImageTypeError, WeightsError
+from facepipe.errors import WeightsError
 from facepipe.engines.keras_runner import KerasModelMixin, device_scope
+from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -76,7 +78,7 @@ ANCHORS_PER_CELL = 2
 LANDMARKS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
 
 
-class RetinaFaceConfig(PluginConfig):
+class RetinaFaceConfig(WeightsFileConfig):
     """Options of the RetinaFace detector (deepface defaults unless noted)."""
 
     threshold: float = Field(0.9, ge=0.0, le=1.0, description="minimum face probability (deepface: 0.9)")
@@ -88,16 +90,8 @@ class RetinaFaceConfig(PluginConfig):
     )
     target_size: int = Field(1024, ge=32, description="short side the image is scaled to (see allow_upscaling)")
     max_size: int = Field(1980, ge=32, description="the long side never exceeds this after scaling")
-    weights_path: Path | None = Field(
-        None, description="explicit local retinaface.h5 (deepface layout); overrides the weights manager")
-    device: str | None = Field(None, description="Keras device, e.g. 'cpu', 'gpu:0'; None = backend default")
+    device: DeviceName = Field(None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = backend default")
 
-    @field_validator("weights_path")
-    @classmethod
-    def _weights_exist(cls, value: Path | None) -> Path | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"weights_path {value} is not a file; give the path of retinaface.h5")
-        return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,14 +431,7 @@ class RetinaFaceDetector(KerasModelMixin, Detector):
 
     def _detect_one(self, img: np.ndarray) -> list[DetectedFace]:
         cfg: RetinaFaceConfig = self.config  # type: ignore[assignment]
-        arr = np.asarray(img)
-        if arr.ndim == 2:
-            arr = np.repeat(arr[:, :, None], 3, axis=2)
-        if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
-            raise ImageTypeError(f"expected a BGR image of shape (H, W, 3), got shape {arr.shape}")
-        arr = arr[:, :, :3]
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        arr = np.asarray(img)  # BGR uint8 (H, W, 3): the pipeline checks the contract
         height, width = arr.shape[:2]
         scale = scale_factor(height, width, cfg.target_size, cfg.max_size, cfg.allow_upscaling)
         tensor = preprocess(arr, scale)

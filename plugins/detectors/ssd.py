@@ -20,7 +20,8 @@ import numpy as np
 from pydantic import Field
 
 from facepipe import hookimpl
-from facepipe.errors import ImageTypeError, WeightsError
+from facepipe.errors import WeightsError
+from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -44,7 +45,7 @@ TRAINING_MEAN = (104.0, 177.0, 123.0)
 FACE_LABEL = 1
 
 
-class SsdConfig(PluginConfig):
+class SsdConfig(WeightsFileConfig):
     """Options of the OpenCV SSD detector."""
 
     confidence_threshold: float = Field(0.9, ge=0.0, le=1.0, description="minimum SSD score (deepface: 0.9)")
@@ -53,7 +54,6 @@ class SsdConfig(PluginConfig):
     input_size: int = Field(300, ge=32, description="side of the square network input")
     batch_size: int = Field(1, ge=1, description="images per network call (the output carries image ids)")
     prototxt_path: Path | None = Field(None, description="explicit deploy.prototxt (overrides the manager)")
-    weights_path: Path | None = Field(None, description="explicit .caffemodel (overrides the manager)")
 
 
 def decode_detections(output: np.ndarray, sizes: Sequence[tuple[int, int]], threshold: float
@@ -105,7 +105,7 @@ class SsdDetector(Detector):
         self._lock = threading.Lock()  # a cv2.dnn.Net is not safe to share between threads
 
     def _path(self, explicit: Path | None, wf: WeightFile, key: str) -> Path:
-        path = Path(explicit) if explicit is not None else Path(self.weights_manager().path(wf))
+        path = Path(self.weights_manager().path(wf, override=explicit))
         if not path.is_file():
             raise WeightsError(f"ssd.{key}: {path} does not exist")
         return path
@@ -117,7 +117,7 @@ class SsdDetector(Detector):
 
         cfg: SsdConfig = self.config  # type: ignore[assignment]
         side = cfg.input_size
-        resized = [cv2.resize(_check(img), (side, side)) for img in images]
+        resized = [cv2.resize(img, (side, side)) for img in images]
         return cv2.dnn.blobFromImages(resized, 1.0, (side, side), cfg.mean, swapRB=False, crop=False)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
@@ -125,7 +125,7 @@ class SsdDetector(Detector):
         cfg: SsdConfig = self.config  # type: ignore[assignment]
         results: list[list[DetectedFace]] = []
         for start in range(0, len(images), cfg.batch_size):
-            chunk = [_check(img) for img in images[start:start + cfg.batch_size]]
+            chunk = list(images[start:start + cfg.batch_size])  # BGR uint8: the pipeline checks the contract
             blob = self.blob(chunk)
             with self._lock:
                 self._net.setInput(blob)
@@ -133,15 +133,6 @@ class SsdDetector(Detector):
             sizes = [(img.shape[1], img.shape[0]) for img in chunk]
             results.extend(decode_detections(output, sizes, cfg.confidence_threshold))
         return results
-
-
-def _check(img: np.ndarray) -> np.ndarray:
-    arr = np.asarray(img)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageTypeError(f"expected a BGR image of shape (H, W, 3), got shape {arr.shape}")
-    return arr if arr.dtype == np.uint8 else np.clip(arr, 0, 255).astype(np.uint8)
 
 
 @hookimpl
@@ -155,5 +146,6 @@ def facepipe_register_detectors(register):  # type: ignore[no-untyped-def]
         requires=("cv2",),
         extra="opencv",
         license="BSD-3-Clause (OpenCV face detector model)",
+        provides_eyes=False,
         description="OpenCV res10 300x300 SSD (Caffe via cv2.dnn); boxes only, eyes from the Haar fallback",
     ))

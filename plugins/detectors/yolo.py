@@ -32,7 +32,9 @@ import numpy as np
 from pydantic import Field, create_model, field_validator
 
 from facepipe import hookimpl
-from facepipe.errors import ImageTypeError, PluginUnavailableError, WeightsError
+from facepipe.devices import DeviceName, torch_device
+from facepipe.errors import PluginUnavailableError, WeightsError
+from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -84,7 +86,7 @@ def _variants() -> dict[str, YoloVariant]:
 VARIANTS: dict[str, YoloVariant] = _variants()
 
 
-class YoloConfig(PluginConfig):
+class YoloConfig(WeightsFileConfig):
     """Options of the YOLO face detectors (deepface defaults)."""
 
     variant: VariantName = Field("yolov8n", description="which deepface YOLO model (fixed per plugin name)")
@@ -97,15 +99,8 @@ class YoloConfig(PluginConfig):
         0.0, ge=0.0, le=1.0,
         description="keypoints whose visibility score is below this are reported as missing "
         "(0: keep all, as deepface)")
-    device: str | None = Field(None, description="torch device, e.g. 'cpu', 'cuda:0'; None: ultralytics' choice")
-    weights_path: Path | None = Field(None, description="explicit local .pt checkpoint; overrides the weights manager")
+    device: DeviceName = Field(None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None: ultralytics' choice")
 
-    @field_validator("weights_path")
-    @classmethod
-    def _weights_exist(cls, value: Path | None) -> Path | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"weights_path {value} is not a file; give the path of the YOLO .pt checkpoint")
-        return value
 
 
 def config_for(variant: str) -> type[YoloConfig]:
@@ -208,9 +203,7 @@ class YoloDetector(Detector):
     def weights_file(self) -> Path:
         """The local checkpoint: ``weights_path`` or the manager's copy of the variant's file."""
         cfg: YoloConfig = self.config  # type: ignore[assignment]
-        if cfg.weights_path is not None:
-            return Path(cfg.weights_path)
-        return Path(self.weights_manager().path(self.variant.weights))
+        return Path(self.weights_manager().path(self.variant.weights, override=cfg.weights_path))
 
     def _load(self) -> Any:
         path = self.weights_file()  # before importing ultralytics: a missing file is the likelier problem
@@ -245,20 +238,13 @@ class YoloDetector(Detector):
             return []
         cfg: YoloConfig = self.config  # type: ignore[assignment]
         arrays = []
-        for img in images:
-            arr = np.asarray(img)
-            if arr.ndim == 2:
-                arr = np.repeat(arr[:, :, None], 3, axis=2)
-            if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
-                raise ImageTypeError(f"expected a BGR image of shape (H, W, 3), got shape {arr.shape}")
-            if arr.dtype != np.uint8:
-                arr = np.clip(arr, 0, 255).astype(np.uint8)
-            arrays.append(np.ascontiguousarray(arr[:, :, :3]))
+        for img in images:  # BGR uint8 (H, W, 3): the pipeline checks the contract
+            arrays.append(np.ascontiguousarray(img))
         options: dict[str, Any] = {"conf": cfg.confidence, "iou": cfg.iou_threshold, "verbose": False}
         if cfg.image_size is not None:
             options["imgsz"] = cfg.image_size
         if cfg.device is not None:
-            options["device"] = cfg.device
+            options["device"] = torch_device(cfg.device)
         model = self.model
         with self._lock:
             results = list(model.predict(arrays, **options))
@@ -287,6 +273,8 @@ def facepipe_register_detectors(register):  # type: ignore[no-untyped-def]
             requires=("ultralytics", "torch", "torchvision"),
             extra="yolo",
             license="AGPL-3.0 (ultralytics); the face checkpoints carry their authors' licences",
+            # keypoints are read only when the loaded model has them, so no variant promises eyes
+            provides_eyes=False,
             description=f"{variant.name} face detector (ultralytics)"
             + ("; eyes, nose and mouth corners" if variant.keypoints else ""),
         ))

@@ -16,7 +16,8 @@ import numpy as np
 from pydantic import Field
 
 from facepipe import hookimpl
-from facepipe.errors import ImageTypeError, WeightsError
+from facepipe.errors import WeightsError
+from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
 from facepipe.types import DetectedFace, Detector, PluginConfig
 
@@ -32,7 +33,7 @@ YUNET_WEIGHTS = WeightFile(
 LANDMARKS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
 
 
-class YunetConfig(PluginConfig):
+class YunetConfig(WeightsFileConfig):
     """Options of the YuNet detector (deepface defaults)."""
 
     score_threshold: float = Field(0.9, ge=0.0, le=1.0, description="minimum face score")
@@ -40,7 +41,6 @@ class YunetConfig(PluginConfig):
     top_k: int = Field(5000, ge=1, description="candidates kept before NMS")
     max_size: int | None = Field(
         640, ge=32, description="shrink images whose longer side exceeds this (None: never)")
-    weights_path: Path | None = Field(None, description="explicit .onnx file (overrides the manager)")
 
 
 def faces_from_yunet(rows: np.ndarray | None, scale: tuple[float, float], width: int, height: int
@@ -74,8 +74,7 @@ class YunetDetector(Detector):
         cfg: YunetConfig = self.config  # type: ignore[assignment]
         if not hasattr(cv2, "FaceDetectorYN"):
             raise WeightsError(f"OpenCV {cv2.__version__} has no FaceDetectorYN; install opencv-python>=4.8")
-        path = Path(cfg.weights_path) if cfg.weights_path is not None else \
-            Path(self.weights_manager().path(YUNET_WEIGHTS))
+        path = Path(self.weights_manager().path(YUNET_WEIGHTS, override=cfg.weights_path))
         if not path.is_file():
             raise WeightsError(f"yunet.weights_path: {path} does not exist")
         try:
@@ -94,13 +93,7 @@ class YunetDetector(Detector):
         import cv2
 
         cfg: YunetConfig = self.config  # type: ignore[assignment]
-        arr = np.asarray(img)
-        if arr.ndim == 2:
-            arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2BGR)
-        if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-            raise ImageTypeError(f"expected a BGR image of shape (H, W, 3), got shape {arr.shape}")
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        arr = np.asarray(img)  # BGR uint8 (H, W, 3): the pipeline checks the contract
         height, width = arr.shape[:2]
         if cfg.max_size is not None and max(height, width) > cfg.max_size:
             ratio = cfg.max_size / max(height, width)

@@ -17,8 +17,9 @@ from pydantic import Field, field_validator
 
 from facepipe import hookimpl
 from facepipe.errors import InputShapeError, WeightsError
-from facepipe.specs import RecognizerSpec, WeightFile
-from facepipe.pipeline.decision import thresholds_for
+from facepipe.plugins.recognizers._spec import deepface_confidence, recognizer_spec
+from facepipe.plugin_config import WeightsFileConfig
+from facepipe.specs import WeightFile
 from facepipe.types import PluginConfig, Recognizer
 
 SFACE_WEIGHTS = WeightFile(
@@ -36,19 +37,37 @@ INPUT_SIZE = (112, 112)
 EMBEDDING_SIZE = 128
 
 
-class SFaceConfig(PluginConfig):
+#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
+THRESHOLDS: dict[str, float] = {"cosine": 0.593, "euclidean": 10.734, "euclidean_l2": 1.055, "angular": 0.36}
+#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
+CONFIDENCE = deepface_confidence(
+    cosine=(
+        -6.531673506288863, 2.2217245506456895, 1.147363,
+        26.26225160110723, 81.04135659361265,
+        1.3256149092319998, 23.62218403514688,
+    ),
+    euclidean=(
+        -5.922412546512467, 2.2306552793788903, 18.826448,
+        24.24534043569188, 53.59440633088357,
+        2.4321858952665205, 24.000007447174763,
+    ),
+    euclidean_l2=(
+        -6.561644724339029, 3.215600266169891, 1.514835,
+        22.25500614635702, 72.39437183443313,
+        3.4024932531839815, 19.531386697831906,
+    ),
+    angular=(
+        -5.575609473928204, 0.421773496308517, 0.547079,
+        17.074673595288292, 37.48563531943993,
+        6.732498767352633, 16.40044990637247,
+    ),
+)
+
+
+class SFaceConfig(WeightsFileConfig):
     """Options of the SFace recognizer."""
 
-    weights_path: Path | None = Field(
-        None, description="explicit local .onnx file; overrides the weights manager"
-    )
 
-    @field_validator("weights_path")
-    @classmethod
-    def _weights_exist(cls, value: Path | None) -> Path | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"weights_path {value} is not a file; give the path of the SFace .onnx model")
-        return value
 
 
 def to_uint8_faces(batch: np.ndarray) -> np.ndarray:
@@ -70,7 +89,7 @@ class SFaceRecognizer(Recognizer):
     config_class = SFaceConfig
     input_size = INPUT_SIZE
     embedding_size = EMBEDDING_SIZE
-    thresholds = thresholds_for("SFace")
+    thresholds = THRESHOLDS
     config: SFaceConfig
 
     def __init__(self, config: SFaceConfig | None = None, *, weights: Any = None) -> None:
@@ -80,9 +99,7 @@ class SFaceRecognizer(Recognizer):
 
     def weights_path(self) -> Path:
         """``config.weights_path`` if set, else the weights manager's copy of the ONNX file."""
-        if self.config.weights_path is not None:
-            return Path(self.config.weights_path)
-        return Path(self.weights_manager().path(SFACE_WEIGHTS))
+        return Path(self.weights_manager().path(SFACE_WEIGHTS, override=self.config.weights_path))
 
     def _recognizer(self) -> Any:
         # Called with self._lock held.
@@ -125,14 +142,14 @@ class SFaceRecognizer(Recognizer):
 
 @hookimpl
 def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
-    register(RecognizerSpec(
+    register(recognizer_spec(
+        SFaceRecognizer,
         name="SFace",
         aliases=("sface-opencv",),
-        factory="facepipe.plugins.recognizers.sface:SFaceRecognizer",
-        config=SFaceConfig,
+        description="SFace via OpenCV FaceRecognizerSF (ONNX), 112x112 input, 128-d embeddings",
+        license="Apache-2.0 (OpenCV zoo SFace model)",
         weights=(SFACE_WEIGHTS,),
         requires=("cv2",),
         extra="opencv",
-        license="Apache-2.0 (OpenCV zoo SFace model)",
-        description="SFace via OpenCV FaceRecognizerSF (ONNX), 112x112 input, 128-d embeddings",
+        confidence=CONFIDENCE,
     ))

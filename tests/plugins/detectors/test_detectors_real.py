@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.extras import need
 from facepipe.registry import PluginRegistry
 from facepipe.types import DetectedFace
 
@@ -26,7 +27,7 @@ _cache: dict[str, object] = {}
 
 def _detector(name: str):
     for module in RUNTIMES[name]:
-        pytest.importorskip(module)
+        need(module)
     if name not in _cache:
         from facepipe.errors import OfflineError
 
@@ -39,7 +40,7 @@ def _detector(name: str):
 
 @pytest.fixture(scope="module")
 def load(dataset: Path):
-    cv2 = pytest.importorskip("cv2")
+    cv2 = need("cv2")
     images: dict[str, np.ndarray] = {}
 
     def _load(name: str) -> np.ndarray:
@@ -95,7 +96,7 @@ def test_configs_validate():
     from facepipe.plugins.detectors.mtcnn import MTCNNConfig
     from facepipe.plugins.detectors.opencv import OpenCVConfig
 
-    assert MTCNNConfig(device="gpu:1").device == "GPU:1"
+    assert MTCNNConfig(device="gpu:1").device == "cuda:1"
     for bad in (lambda: MTCNNConfig(thresholds=(0.6, 0.7, 1.5)), lambda: MTCNNConfig(device="tpu"),
                 lambda: OpenCVConfig(scale_factor=1.0), lambda: DlibConfig(upsample=-1),
                 lambda: CenterFaceConfig(threshold=2.0), lambda: CenterFaceConfig(bogus=1)):
