@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.extras import need
 from facepipe.apps.calibrate import calibrate, choose_threshold, read_pairs
 from facepipe.errors import ConfigError
 
@@ -33,7 +34,7 @@ def test_bad_labels_and_columns(tmp_path: Path) -> None:
 
 
 def test_calibrate_on_real_pairs(dataset: Path, tmp_path: Path) -> None:
-    pytest.importorskip("dlib")
+    need("dlib")
     from facepipe import Pipeline
 
     # 12 pairs of master.csv (same- and different-person), images from the shared dataset.

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.extras import need
 from facepipe import DeepFace
 
-pytest.importorskip("dlib")
-pytest.importorskip("cv2")
+need("dlib")
+need("cv2")
 
 AREA_KEYS = {"x", "y", "w", "h", "left_eye", "right_eye"}
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.extras import need
 from facepipe import Pipeline, PluginRegistry
 
-pytest.importorskip("dlib")
-pytest.importorskip("cv2")
+need("dlib")
+need("cv2")
 
 # PAIRS.md §2.1: deepface's model/metric test pairs (it accepts at most 4 wrong out of 200).
 PAIRS = [("img1.jpg", "img2.jpg", True), ("img5.jpg", "img6.jpg", True), ("img6.jpg", "img7.jpg", True),
@@ -58,7 +59,7 @@ def test_verify_equals_represent_distance(pipeline: Pipeline, dataset: Path,
 
 @pytest.mark.parametrize("detector", ["opencv", "mtcnn"])
 def test_face_counts(detector: str, dataset: Path) -> None:
-    pytest.importorskip("mtcnn") if detector == "mtcnn" else None
+    need("mtcnn") if detector == "mtcnn" else None
     p = Pipeline.from_config({"detector": detector, "recognizer": "Dlib"})
     counts = [len(f) for f in p.extract_faces([dataset / "img1.jpg", dataset / "couple.jpg", dataset / "img3.jpg"])]
     assert counts == [1, 2, 1]
@@ -84,7 +85,7 @@ def test_black_image_has_no_face_but_whole_image_policy_gives_one() -> None:
 
 
 def test_analyze_outcomes_with_offline_analyzers(dataset: Path) -> None:
-    pytest.importorskip("onnxruntime")
+    need("onnxruntime")
     p = Pipeline.from_config({"detector": "opencv", "recognizer": "Dlib",
                               "analyzers": {"age": "age-offline", "gender": "gender-offline"}})
     for name in ("img4.jpg", "img1.jpg"):
@@ -103,7 +104,7 @@ def test_selfie_with_mtcnn_on_deepfaces_padded_image(dataset: Path) -> None:
     # PAIRS.md §5: mtcnn finds >= 5 faces in selfie-many-people.jpg. deepface gets the 5th face only
     # because it detects on a 50 %-padded image (faces cut by the border become whole); facepipe's
     # pad_before_detect reproduces that (on the bare photo the mtcnn package finds 4).
-    pytest.importorskip("mtcnn")
+    need("mtcnn")
     p = Pipeline.from_config({"detector": "mtcnn", "recognizer": "Dlib", "pad_before_detect": True})
     faces = p.extract_faces(dataset / "selfie-many-people.jpg")
     assert len(faces) >= 5

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-h5py = pytest.importorskip("h5py")
+from tests.helpers.extras import need
+h5py = need("h5py")
 
 from facepipe.engines.keras_h5 import ALIGN_BYTES, aligned_empty, read_h5_weights  # noqa: E402
 from facepipe.errors import WeightsError  # noqa: E402
@@ -83,7 +84,7 @@ def test_aligned_empty(shape: tuple[int, ...]) -> None:
 def test_loading_into_a_keras_model_copies_values_exactly(tmp_path: Path) -> None:
     """The fast assignment (DLPack on TensorFlow) gives the model exactly the file's values,
     including arrays that arrive unaligned, and the model computes with them."""
-    keras = pytest.importorskip("keras")
+    keras = need("keras")
     from facepipe.engines.keras_h5 import load_h5_positional
 
     inputs = keras.Input((6,))
@@ -109,7 +110,7 @@ def test_loading_into_a_keras_model_copies_values_exactly(tmp_path: Path) -> Non
 
 def test_weights_survive_the_source_arrays(tmp_path: Path) -> None:
     """The variables own their memory: dropping every array the reader made changes nothing."""
-    keras = pytest.importorskip("keras")
+    keras = need("keras")
     import gc
 
     from facepipe.engines.keras_h5 import load_h5_positional

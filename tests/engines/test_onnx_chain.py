@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")
+from tests.helpers.extras import need
+keras = need("keras")
+ort = need("onnxruntime")
+need("onnx")
 
 from facepipe.engines.onnx_chain import export_chain_onnx  # noqa: E402
 

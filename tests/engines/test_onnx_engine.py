@@ -22,15 +22,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("h5py")
-pytest.importorskip("onnxruntime")
+from tests.helpers.extras import need
+from tests.helpers.paths import parity_npz
+keras = need("keras")
+need("h5py")
+need("onnxruntime")
 BACKEND = keras.backend.backend()
 if BACKEND == "tensorflow":
-    pytest.importorskip("tensorflow")
-    pytest.importorskip("tf2onnx")  # the exporter (TensorFlow backend)
+    need("tensorflow")
+    need("tf2onnx")  # the exporter (TensorFlow backend)
 elif BACKEND == "torch":
-    pytest.importorskip("torch")  # Keras' own exporter (torch.onnx)
+    need("torch")  # Keras' own exporter (torch.onnx)
 else:
     pytest.skip(f"the ONNX export is not tested on the {BACKEND} backend", allow_module_level=True)
 
@@ -102,7 +104,7 @@ def test_config_engine_field() -> None:
 @pytest.mark.parametrize("name", [*(n for n in MODELS if n != "VGG-Face"),
                                   pytest.param("VGG-Face", marks=pytest.mark.slow)])
 def test_onnx_parity_with_deepface(name: str, homes, parity_dir: Path, monkeypatch) -> None:
-    ref = dict(np.load(parity_dir / f"{name}.npz"))
+    ref = dict(np.load(parity_npz(name)))
     if name == "VGG-Face":  # the plugin's forward is deepface's: fc7 L2-normalised
         ref["outputs"] = ref["deepface_forward"]
     home = homes(name)
@@ -126,7 +128,7 @@ def test_onnx_parity_with_deepface(name: str, homes, parity_dir: Path, monkeypat
 
 @pytest.mark.parametrize("name", ["Facenet", "DeepID"])
 def test_cached_export_is_reused(name: str, homes, parity_dir: Path, monkeypatch) -> None:
-    ref = np.load(parity_dir / f"{name}.npz")
+    ref = np.load(parity_npz(name))
     home = homes(name)
     first = _plugin(name, home)
     first.forward(ref["inputs"][:1])  # exports unless an earlier test did
@@ -147,7 +149,7 @@ def test_cached_export_is_reused(name: str, homes, parity_dir: Path, monkeypatch
 @pytest.mark.parametrize("damage", ["flip", "truncate", "sidecar"])
 def test_corrupt_cache_is_exported_again(damage: str, synthetic_weights, parity_dir: Path, tmp_path: Path,
                                          monkeypatch) -> None:
-    ref = np.load(parity_dir / "DeepID.npz")
+    ref = np.load(parity_npz("DeepID"))
     home = _home_with(synthetic_weights("DeepID"), tmp_path / "home")
     path = _plugin("DeepID", home).onnx_runner.path
     data = bytearray(path.read_bytes())

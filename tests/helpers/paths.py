@@ -48,3 +48,13 @@ def missing_photos_reason() -> str:
 def missing_parity_reason(name: str) -> str:
     return (f"needs the photo-derived parity file {name}: not found in {parity_arrays_dir()} "
             f"(set {PARITY_ARRAYS_VARIABLE} to the folder holding the .npz files)")
+
+
+def parity_npz(model: str) -> Path:
+    """The parity arrays of ``model`` (``<model>.npz``); skips the calling test when they are absent."""
+    import pytest
+
+    path = parity_arrays_dir() / f"{model}.npz"
+    if not path.is_file():
+        pytest.skip(missing_parity_reason(path.name))
+    return path

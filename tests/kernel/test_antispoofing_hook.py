@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.extras import need
 from facepipe import AntiSpooferSpec, Pipeline, PluginRegistry, hookimpl
 from facepipe.errors import SpoofDetectedError
 from facepipe.types import AntiSpoofer, PluginConfig
@@ -43,7 +44,7 @@ def _registry() -> PluginRegistry:
 
 
 def test_antispoofer_results_are_reported_and_enforced(dataset: Path) -> None:
-    pytest.importorskip("cv2")
+    need("cv2")
     registry = _registry()
     assert registry.get("antispoofer", "brightness").distribution == "test"
     lenient = Pipeline.from_config({"detector": "skip", "recognizer": "Dlib",

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("dlib")
-pytest.importorskip("cv2")
+from tests.helpers.extras import need
+need("dlib")
+need("cv2")
 
 from facepipe import Pipeline  # noqa: E402
 from facepipe.pipeline.metrics import pairwise  # noqa: E402
@@ -108,8 +109,8 @@ def embedded(reference: Reference, dataset: Path):
 
     def get(detector: str) -> Embedded:
         if detector == "mtcnn":
-            pytest.importorskip("mtcnn")
-            pytest.importorskip("tensorflow")
+            need("mtcnn")
+            need("tensorflow")
         if detector not in cache:
             cache[detector] = Embedded(detector, reference, dataset)
         return cache[detector]

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-cv2 = pytest.importorskip("cv2")
+from tests.helpers.extras import need
+cv2 = need("cv2")
 
 from facepipe.pipeline.align import _project_box, aligned_crop, context_patch, rotation_angle  # noqa: E402
 

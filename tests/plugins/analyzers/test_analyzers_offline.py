@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-cv2 = pytest.importorskip("cv2")
+from tests.helpers.extras import need
+cv2 = need("cv2")
 
 from facepipe.registry import PluginRegistry
 from facepipe.weights import WeightsManager, package_file_path
@@ -53,7 +54,7 @@ def registry() -> PluginRegistry:
 
 def _needs(*modules: str) -> None:
     for module in modules:
-        pytest.importorskip(module)
+        need(module)
 
 
 @pytest.fixture(scope="module")

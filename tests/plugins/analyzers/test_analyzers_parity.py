@@ -16,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers.extras import need
+from tests.helpers.paths import MANIFESTS, parity_npz
 from facepipe.weights import WeightsManager
 
-pytest.importorskip("keras")
-pytest.importorskip("h5py")
-cv2 = pytest.importorskip("cv2")
+need("keras")
+need("h5py")
+cv2 = need("cv2")
 
 from facepipe.errors import OfflineError, WeightsError
 from facepipe.plugins.analyzers import _common
@@ -49,7 +52,7 @@ def assert_parity(out: np.ndarray, ref: np.ndarray) -> None:
 
 
 def reference(parity_dir: Path, model: str) -> dict:
-    with np.load(parity_dir / f"{model}.npz") as data:
+    with np.load(parity_npz(model)) as data:
         return {k: data[k] for k in data.files}
 
 
@@ -215,7 +218,7 @@ def test_specs_match_deepface_manifests():
         registry.register_module(importlib.import_module(f"facepipe.plugins.analyzers.{name}"))
     assert {"Age", "Gender", "Race", "Emotion", "age-offline", "gender-offline", "emotion-offline"} <= set(
         registry.names("analyzer"))
-    manifests = Path(__file__).resolve().parents[2] / "shared" / "reference" / "weights-manifest"
+    manifests = MANIFESTS
     for model, cls in ANALYZERS.items():
         spec = registry.get("analyzer", model)
         assert spec.factory.endswith(cls.__name__)
@@ -240,7 +243,7 @@ def test_plugin_modules_import_no_ml_runtime():
 # ------------------------------------------------------------------------------ engine="onnx"
 def test_emotion_onnx_engine_matches_deepface(synthetic_weights, tmp_path, parity_dir):
     """Emotion through ONNX Runtime (exported by the direct chain writer) gives deepface's numbers."""
-    pytest.importorskip("onnxruntime")
+    need("onnxruntime")
     ref = reference(parity_dir, "Emotion")
     config = EmotionConfig(engine="onnx", onnx_cache_dir=tmp_path / "onnx")
     analyzer = EmotionAnalyzer(config, weights=manager_holding(tmp_path / "home", synthetic_weights("Emotion")))
@@ -268,7 +271,7 @@ def test_emotion_onnx_engine_matches_deepface(synthetic_weights, tmp_path, parit
 def test_age_onnx_engine_matches_deepface(synthetic_weights, tmp_path, parity_dir):
     """A 540 MB VGG-16 exported without tf2onnx and run by ONNX Runtime keeps deepface's outputs,
     and a second process-like start reuses the cached file without Keras."""
-    pytest.importorskip("onnxruntime")
+    need("onnxruntime")
     from facepipe.plugins.analyzers.age import AgeConfig
 
     ref = reference(parity_dir, "Age")

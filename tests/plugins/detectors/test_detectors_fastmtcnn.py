@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("cv2")
+from tests.helpers.extras import need
+torch = need("torch")
+need("cv2")
 
 from facepipe.errors import ImageTypeError, WeightsError  # noqa: E402
 from facepipe.pipeline.image import load_image  # noqa: E402

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("cv2")
-pytest.importorskip("tensorflow")
+from tests.helpers.extras import need
+need("cv2")
+need("tensorflow")
 
 from facepipe.errors import ImageTypeError, WeightsError  # noqa: E402
 from facepipe.pipeline.image import load_image  # noqa: E402

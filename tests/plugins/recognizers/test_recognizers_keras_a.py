@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("h5py")
+from tests.helpers.extras import need
+from tests.helpers.paths import MANIFESTS, parity_npz
+keras = need("keras")
+need("h5py")
 BACKEND = keras.backend.backend()
-pytest.importorskip({"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(BACKEND, BACKEND))
+need(BACKEND, "keras")  # the Keras backend in use (tensorflow, torch or jax)
 
-from conftest import MANIFESTS  # noqa: E402
 
 from facepipe.engines.keras_h5 import layer_signature  # noqa: E402
 from facepipe.errors import OfflineError, WeightsError  # noqa: E402
@@ -81,7 +82,7 @@ def loaded(synthetic_weights, tmp_path_factory):
 @pytest.fixture(scope="module")
 def crops(dataset) -> list[np.ndarray]:
     """Three real face-ish crops (centre regions of dataset photos), different sizes."""
-    cv2 = pytest.importorskip("cv2")
+    cv2 = need("cv2")
     out = []
     for file in ("img1.jpg", "img3.jpg", "img14.jpg"):
         img = cv2.imread(str(dataset / file))
@@ -137,7 +138,7 @@ def test_layer_signature_matches_manifest(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_parity_with_deepface(name: str, loaded, parity_dir: Path) -> None:
-    ref = np.load(parity_dir / f"{name}.npz")
+    ref = np.load(parity_npz(name))
     plugin = loaded(name)
     out = plugin.forward(ref["inputs"])
     assert out.dtype == np.float32 and out.shape == ref["outputs"].shape == (3, MODELS[name][2])
@@ -150,7 +151,7 @@ def test_parity_with_deepface(name: str, loaded, parity_dir: Path) -> None:
 def test_openface_parity_strict(loaded, parity_dir: Path) -> None:
     """OpenFace outputs are small (|x| <= 0.25): the generic tolerance would not notice a missing
     local response normalisation (6e-5 off); ours is within 1e-6 on both backends."""
-    ref = np.load(parity_dir / "OpenFace.npz")
+    ref = np.load(parity_npz("OpenFace"))
     out = loaded("OpenFace").forward(ref["inputs"])
     np.testing.assert_allclose(out, ref["outputs"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
@@ -159,7 +160,7 @@ def test_openface_parity_strict(loaded, parity_dir: Path) -> None:
 def test_weights_path_option_and_chunking(synthetic_weights, parity_dir: Path, tmp_path: Path) -> None:
     """``weights_path`` overrides the manager (an empty, offline one here); batch_size chunks."""
     cls = _plugin_class("DeepID")
-    ref = np.load(parity_dir / "DeepID.npz")
+    ref = np.load(parity_npz("DeepID"))
     plugin = cls(cls.config_class(weights_path=synthetic_weights("DeepID"), batch_size=2),
                  weights=WeightsManager(home=tmp_path, offline=True))
     np.testing.assert_allclose(plugin.forward(ref["inputs"]), ref["outputs"], **_tolerance(ref["outputs"]))
@@ -168,7 +169,7 @@ def test_weights_path_option_and_chunking(synthetic_weights, parity_dir: Path, t
 def test_device_option(synthetic_weights, parity_dir: Path) -> None:
     """``device`` is handed to the backend (names adapted: 'CPU:0' works on TF and torch)."""
     cls = _plugin_class("DeepID")
-    ref = np.load(parity_dir / "DeepID.npz")
+    ref = np.load(parity_npz("DeepID"))
     plugin = cls(cls.config_class(weights_path=synthetic_weights("DeepID"), device="CPU:0"))
     np.testing.assert_allclose(plugin.forward(ref["inputs"]), ref["outputs"], **_tolerance(ref["outputs"]))
     with pytest.raises(ValueError, match="not a device name"):
@@ -196,7 +197,7 @@ def test_wrong_input_shape_is_rejected(loaded) -> None:
 
 def test_concurrent_first_calls_build_once(synthetic_weights, parity_dir: Path) -> None:
     cls = _plugin_class("DeepID")
-    ref = np.load(parity_dir / "DeepID.npz")
+    ref = np.load(parity_npz("DeepID"))
     plugin = cls(cls.config_class(weights_path=synthetic_weights("DeepID")))
     builds = []
     original = plugin.build_model

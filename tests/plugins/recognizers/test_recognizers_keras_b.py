@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -22,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("h5py")
+from tests.helpers.extras import need
+from tests.helpers.paths import MANIFESTS, parity_npz
+keras = need("keras")
+need("h5py")
 
 from facepipe.engines.keras_h5 import layer_signature  # noqa: E402
 from facepipe.engines.keras_layers import LocallyConnected2D, hard_sigmoid_keras2  # noqa: E402
@@ -42,16 +43,8 @@ DEEPFACE_THRESHOLDS = {  # fact sheet §6.1
 
 
 # ------------------------------------------------------------------------------------- helpers
-MANIFESTS = Path(os.environ.get("FACEPIPE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / (
-    "reference/weights-manifest"
-)
-
-
 def manifest(model: str) -> dict:
-    path = MANIFESTS / f"{model}.json"
-    if not path.is_file():
-        pytest.skip(f"weights manifest not found at {path}")
-    return json.loads(path.read_text())
+    return json.loads((MANIFESTS / f"{model}.json").read_text())
 
 
 def manifest_signature(model: str) -> list[tuple[str, list[list[int]]]]:
@@ -69,7 +62,7 @@ def manager_holding(home: Path, weights_file: Path) -> WeightsManager:
 
 
 def reference(parity_dir: Path, model: str) -> dict[str, np.ndarray]:
-    with np.load(parity_dir / f"{model}.npz") as data:
+    with np.load(parity_npz(model)) as data:
         return {k: data[k] for k in data.files}
 
 
@@ -212,7 +205,6 @@ def test_registration_specs():
         assert set(spec.requires) >= {"keras", "h5py"}
         assert spec.weights == (weight_file,)
         assert weight_file.name == manifest(name)["weights_file"] == weight_file.deepface_name
-        assert weight_file.sha256 is None
         cls = registry.load_factory(spec)
         assert cls.input_size == size and cls.embedding_size == dims
         assert cls.thresholds == pytest.approx(DEEPFACE_THRESHOLDS[name])

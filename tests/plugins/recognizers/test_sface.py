@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-cv2 = pytest.importorskip("cv2")
+from tests.helpers.extras import need
+cv2 = need("cv2")
 if not hasattr(cv2, "FaceRecognizerSF"):
     pytest.skip("this OpenCV build has no FaceRecognizerSF", allow_module_level=True)
 
@@ -29,7 +30,7 @@ PHOTOS = ("img1.jpg", "img3.jpg", "img14.jpg")
 
 def make_sface_like_onnx(path: Path, seed: int = 0) -> Path:
     """A tiny conv -> ReLU -> global pool -> Gemm network with SFace's input/output signature."""
-    onnx = pytest.importorskip("onnx")
+    onnx = need("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -88,7 +89,7 @@ def faces(dataset) -> list[np.ndarray]:
 def onnxruntime_reference(model_path: Path, faces: list[np.ndarray]) -> np.ndarray:
     """What deepface + OpenCV feed the network, run by onnxruntime: [0, 1] floats -> uint8
     (truncated) -> RGB (FaceRecognizerSF swaps channels) -> NCHW float 0..255."""
-    ort = pytest.importorskip("onnxruntime")
+    ort = need("onnxruntime")
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     batch = resize_pad_batch(faces, (112, 112))
     as_uint8 = (batch * 255).astype(np.uint8)
