@@ -298,13 +298,17 @@ def _cell_means(face: np.ndarray) -> np.ndarray:
 
 #: names under which :func:`hermetic_registry` offers the two plugins
 HERMETIC_DETECTOR, HERMETIC_RECOGNIZER = "blob", "grid"
+#: a pipeline config for the hermetic plugins; alignment off because rotating needs OpenCV (and the
+#: blob detector's eyes are level anyway)
+HERMETIC_CONFIG: dict[str, Any] = {"detector": HERMETIC_DETECTOR, "recognizer": HERMETIC_RECOGNIZER,
+                                   "metric": "cosine", "align": False}
 
 
 def hermetic_registry() -> PluginRegistry:
     """A ``PluginRegistry(autoload=False)`` holding :class:`BlobDetector` (``"blob"``),
     :class:`GridRecognizer` (``"grid"``) and facepipe's built-in metrics, and nothing else.
 
-    Use it with ``Pipeline.from_config({"detector": "blob", "recognizer": "grid"}, registry=...)``.
+    Use it with ``Pipeline.from_config(HERMETIC_CONFIG, registry=hermetic_registry())``.
     """
     registry = PluginRegistry(autoload=False)
     registry.add(DetectorSpec(name=HERMETIC_DETECTOR, factory="facepipe.testing:BlobDetector",

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("dlib")
+from tests.helpers.extras import need
+need("fastapi")
+uvicorn = need("uvicorn")
+httpx = need("httpx")
+need("dlib")
 
 from facepipe.apps.service import create_app  # noqa: E402
 
@@ -125,7 +126,7 @@ def test_preload_loads_models_before_serving() -> None:
 
 
 def test_preload_with_a_broken_weight_file_fails_at_start(tmp_path: Path) -> None:
-    pytest.importorskip("keras")
+    need("keras")
     from facepipe.errors import WeightsError
 
     broken = tmp_path / "facenet_weights.h5"

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-cv2 = pytest.importorskip("cv2")
-pytest.importorskip("dlib")
+from tests.helpers.extras import need
+cv2 = need("cv2")
+need("dlib")
 
 from facepipe import Pipeline  # noqa: E402
 from facepipe.apps.stream import iter_stream, stream  # noqa: E402

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("cv2")
-pytest.importorskip("dlib")
+from tests.helpers.extras import need
+need("cv2")
+need("dlib")
 
 from facepipe import Pipeline  # noqa: E402
 from facepipe.errors import (  # noqa: E402
@@ -41,7 +42,6 @@ CONFIG = {"detector": "opencv", "recognizer": "Dlib", "metric": "cosine", "detec
 ANGELINA = {"img1.jpg", "img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg", "img7.jpg", "img10.jpg",
             "img11.jpg", "couple.jpg"}
 SMALL = ("img5.jpg", "img10.jpg", "img12.jpg")  # small photos: Angelina, Angelina, Jennifer
-REPO = Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------------- helpers

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.extras import need
 from facepipe import Pipeline
 
-pytest.importorskip("dlib")
-pytest.importorskip("cv2")
+need("dlib")
+need("cv2")
 
 VERIFY_KEYS = {"verified", "distance", "threshold", "confidence", "model", "detector_backend",
                "similarity_metric", "facial_areas", "time"}
@@ -78,9 +79,8 @@ def test_cli_verify_json(dataset: Path, tmp_path: Path, other: str, expected: bo
     assert set(data) == VERIFY_KEYS and data["verified"] is expected
 
 
-def test_cli_verify_default_pipeline_with_repository_photos() -> None:
-    data_dir = Path(__file__).parent / "data"
-    out = _cli("verify", str(data_dir / "img1.jpg"), str(data_dir / "img2.jpg"), "--json")
+def test_cli_verify_default_pipeline_as_in_the_quick_start(dataset: Path) -> None:
+    out = _cli("verify", str(dataset / "img1.jpg"), str(dataset / "img2.jpg"), "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["verified"] is True
 

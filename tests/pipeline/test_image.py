@@ -18,7 +18,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 import zlib
@@ -26,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers.extras import need
+from tests.helpers.loopback import base_url, serve
 from facepipe.errors import (
     ImageDecodeError,
     ImageError,
@@ -109,7 +111,7 @@ def test_pathlib_path(dataset: Path, img1_ref: np.ndarray) -> None:
 
 def test_same_pixels_as_opencv_imread(dataset: Path) -> None:
     # deepface reads files with cv2.imread; facepipe must give the same BGR pixels.
-    cv2 = pytest.importorskip("cv2")
+    cv2 = need("cv2")
     for name in ("img1.jpg", "img2.jpg", "couple.jpg", "img47.jpg"):
         ours = load_image(dataset / name).image
         theirs = cv2.imread(str(dataset / name))
@@ -650,13 +652,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def http_base(img1_bytes: bytes):  # type: ignore[no-untyped-def]
     _Handler.image = img1_bytes
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(_Handler) as server:
+        yield base_url(server)
 
 
 @pytest.fixture(autouse=False)

@@ -15,7 +15,7 @@ import types
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from facepipe.errors import ChecksumMismatchError, OfflineError, WeightsError
 from facepipe.registry import PluginRegistry
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
 from facepipe.weights import WeightsManager
+from tests.helpers.loopback import base_url, serve
 
 EYE_SHA = "71cc64fc305a355dc60067880f6fbbd43dd155bd63ee3844661a1bda34b2fd8c"
 
@@ -135,15 +136,11 @@ def _local_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def server() -> Iterator[ServerState]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    state = ServerState(base=f"http://127.0.0.1:{httpd.server_address[1]}")
-    httpd.state = state  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    # A scripted handler (faults, ranges, ETags) on the shared loopback server.
+    with serve(Handler) as httpd:
+        state = ServerState(base=base_url(httpd))
+        httpd.state = state  # type: ignore[attr-defined]
+        yield state
 
 
 @pytest.fixture
