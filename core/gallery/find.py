@@ -52,6 +52,7 @@ from facepipe.errors import (
     IndexCorruptError,
     PathNotFoundError,
 )
+from facepipe.files import sha256_file
 from facepipe.gallery.index_store import (
     ContentRow,
     FaceRow,
@@ -220,11 +221,7 @@ def _file_digest(manager: Any, path: Path) -> str:
     remembered = getattr(manager, "_sha256", None)
     if callable(remembered):
         return str(remembered(path, st))
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _plugin_fingerprint(pipeline: Pipeline, slot: str, kind: str, name: str) -> dict[str, Any]:
@@ -643,17 +640,17 @@ class FaceIndex:
         """Embed the faces of a prepared chunk and store it in one transaction."""
         per_item = chunk.faces
         batch = chunk.items
-        flat: list[Face] = []
-        start: dict[str, int] = {}  # where each content's faces begin in `flat`
-        for sha, found in per_item.items():
-            start[sha] = len(flat)
-            flat.extend(found or ())
-        vectors = self.pipeline.embed_faces(flat) if flat else np.zeros((0, self.dim), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(flat) or (flat and vectors.shape[1] != self.dim):
+        groups = [found or [] for found in per_item.values()]
+        n_found = sum(len(g) for g in groups)
+        per_group = self.pipeline.embed_per_image(groups) if n_found else [np.zeros((0, self.dim))] * len(groups)
+        vectors_of = dict(zip(per_item, per_group))
+        if any(v.ndim != 2 or v.shape[0] != len(g) or (len(g) and v.shape[1] != self.dim)
+               for v, g in zip(per_group, groups)):
+            shapes = sorted({v.shape for v in per_group})
             raise DimensionMismatchError(
-                f"the recognizer returned embeddings of shape {vectors.shape} for {len(flat)} faces, "
+                f"the recognizer returned embeddings of shapes {shapes} for {n_found} faces, "
                 f"expected {self.dim} dimensions")
-        if flat and not np.isfinite(vectors).all():
+        if n_found and not all(np.isfinite(v).all() for v in per_group):
             from facepipe.pipeline.metrics import InvalidEmbeddingValuesError
 
             raise InvalidEmbeddingValuesError(
@@ -677,9 +674,8 @@ class FaceIndex:
                 else:
                     rows = [FaceRow(item.sha256, i, f.area.x, f.area.y, f.area.w, f.area.h, float(f.confidence))
                             for i, f in enumerate(faces)]
-                    first = start[item.sha256]
                     store.put_content(ContentRow(item.sha256, "ok", len(rows), ""), rows,
-                                      vectors[first:first + len(rows)])
+                                      vectors_of[item.sha256])
                     n_faces += len(rows)
                 if image is not None:
                     embedded += 1
@@ -862,8 +858,6 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
     Raises :class:`PathNotFoundError` (no such folder), :class:`EmptyDatasourceError` (no
     JPEG/PNG photo in it), and the query's errors (e.g. :class:`FaceNotDetectedError`).
     """
-    from facepipe.pipeline.decision import confidence
-
     if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
         raise ConfigError(f"k must be a positive integer or None, got {k!r}")
     index_options: dict[str, Any] = {key: face_options[key] for key in ("align", "expand_percentage")
@@ -879,7 +873,6 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
     vectors = pipeline.embed_faces(faces)
     matrix = index.distances(vectors) if len(faces) else np.zeros((0, len(snap.faces)))
     limit = pipeline.threshold(threshold)
-    model, metric = pipeline.model_name, pipeline.metric_name
     matrix = np.round(matrix, 6)
     results = []
     for face, row in zip(faces, matrix):
@@ -896,7 +889,7 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
                 "target_x": rec.x, "target_y": rec.y, "target_w": rec.w, "target_h": rec.h,
                 "source_x": face.area.x, "source_y": face.area.y, "source_w": face.area.w, "source_h": face.area.h,
                 "threshold": limit, "distance": distance,
-                "confidence": confidence(distance, model, metric, distance <= limit),
+                "confidence": pipeline.confidence(distance, distance <= limit),
             })
         results.append(FindResult(rows, face, limit))
     return results

@@ -20,14 +20,12 @@ Every row carries a CRC-32 of its values, checked when it is read, so damage ins
 SQLite itself cannot notice is still detected: damaged data is never used, it raises
 :class:`~facepipe.errors.IndexCorruptError` and the caller rebuilds the index.
 
-Writers hold an exclusive ``flock`` on ``<key>.lock`` (see :class:`IndexLock`); readers a shared
-one.  Writes happen in SQLite transactions, so a crash leaves the last committed state.
+Readers and writers hold a lock on ``<key>.lock`` (see :class:`IndexLock`).  Writes happen in SQLite transactions, so a crash leaves the last committed state.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -41,11 +39,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from facepipe.errors import IndexCorruptError
-
-try:  # POSIX only; elsewhere the index works without cross-process locking
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from facepipe.files import atomic_path, file_lock
 
 log = logging.getLogger("facepipe.gallery.find")
 
@@ -125,11 +119,11 @@ def face_crc(sha256: str, face_index: int, x: int, y: int, w: int, h: int, confi
 
 # ----------------------------------------------------------------------------------- locking
 class IndexLock:
-    """An inter-process lock (``flock``) on a lock file next to the index.
+    """A lock between processes (and threads) on a lock file next to the index.
 
-    Shared for readers, exclusive for writers.  ``flock`` locks belong to an open file, so two
-    threads of one process that each take the lock also exclude each other.  The lock goes away
-    with the process, so a crashed writer never leaves a stale lock behind.
+    Built on :func:`facepipe.files.file_lock`, so it works on every platform and goes away with
+    a crashed process.  The lock is exclusive for readers too: readers hold it only while they
+    load a snapshot, so sharing it would save little.
     """
 
     def __init__(self, path: Path) -> None:
@@ -137,23 +131,13 @@ class IndexLock:
 
     @contextlib.contextmanager
     def hold(self, exclusive: bool) -> Iterator[None]:
-        """Hold the lock for the ``with`` block (waits, logging once if another process holds it)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as fh:
-            if fcntl is not None:
-                mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-                try:
-                    fcntl.flock(fh.fileno(), mode | fcntl.LOCK_NB)
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                        raise
-                    log.info("waiting for another process that is updating the face index %s", self.path.stem)
-                    fcntl.flock(fh.fileno(), mode)
-            try:
-                yield
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        """Hold the lock for the ``with`` block (waits, logging once if another process holds it).
+
+        ``exclusive`` says whether the caller writes; both kinds take the same exclusive lock.
+        """
+        waiting = f"waiting for another process that is updating the face index {self.path.stem}"
+        with file_lock(self.path, waiting_message=waiting):
+            yield
 
 
 # ----------------------------------------------------------------------------------- the store
@@ -199,20 +183,16 @@ class IndexStore:
     @staticmethod
     def _create(path: Path, contract_json: str, dim: int) -> None:
         """Write a new, empty index to a temporary file and move it into place atomically."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        conn = sqlite3.connect(str(tmp), isolation_level=None)
-        try:
-            conn.executescript(_SCHEMA)
-            conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", [
-                ("schema", str(SCHEMA_VERSION)), ("contract", contract_json), ("dim", str(int(dim))),
-                ("generation", "0"), ("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
-            ])
-        finally:
-            conn.close()
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            conn = sqlite3.connect(str(tmp), isolation_level=None)
+            try:
+                conn.executescript(_SCHEMA)
+                conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", [
+                    ("schema", str(SCHEMA_VERSION)), ("contract", contract_json), ("dim", str(int(dim))),
+                    ("generation", "0"), ("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+                ])
+            finally:
+                conn.close()
 
     @staticmethod
     def _validate(conn: sqlite3.Connection, path: Path, contract_json: str, dim: int) -> None:

@@ -54,12 +54,8 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from facepipe.errors import ChecksumMismatchError, OfflineError, WeightsError
+from facepipe.files import atomic_path, atomic_write_text, file_lock, sha256_file
 from facepipe.specs import PackageFile, PluginSpec, WeightFile
-
-try:  # Linux / macOS; elsewhere only threads of one process are kept apart
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("facepipe.weights")
 
@@ -106,14 +102,6 @@ def _check_file_name(name: str, what: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
         raise WeightsError(f"invalid {what} {name!r}: it must be a plain file name without folders")
     return name
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _env_number(name: str, default: float) -> float:
@@ -348,7 +336,7 @@ class WeightsManager:
                     return str(data["sha256"])
             except (OSError, ValueError, KeyError, TypeError):
                 pass
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
         self._remember(path, digest)
         return digest
 
@@ -359,10 +347,7 @@ class WeightsManager:
             self._memo[key] = digest
         stamp = self._stamp_path(path)
         try:
-            stamp.parent.mkdir(parents=True, exist_ok=True)
-            tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps({"path": key[0], "size": key[1], "mtime_ns": key[2], "sha256": digest}))
-            os.replace(tmp, stamp)
+            atomic_write_text(stamp, json.dumps({"path": key[0], "size": key[1], "mtime_ns": key[2], "sha256": digest}))
         except OSError:
             pass  # a read-only cache only costs a re-hash next time
 
@@ -390,16 +375,8 @@ class WeightsManager:
 
     @contextlib.contextmanager
     def _lock(self, wf: WeightFile) -> Iterator[None]:
-        lock_dir = self.cache_dir / ".locks"
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(lock_dir / f"{wf.name}.lock", "a+b") as fh:
-            if fcntl is not None:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        with file_lock(self.cache_dir / ".locks" / f"{wf.name}.lock"):
+            yield
 
     def _obtain(self, wf: WeightFile, *, force: bool) -> Path:
         target = self.cache_path(wf)
@@ -575,32 +552,31 @@ class WeightsManager:
 
     def _install(self, wf: WeightFile, url: str, part: Path, target: Path) -> None:
         """Unpack (if needed), verify and atomically move the download to ``target``."""
-        tmp = target.with_name(target.name + ".tmp")
         try:
-            if wf.compression == "bz2":
-                self._unpack_bz2(wf, url, part, tmp)
-            elif wf.compression == "zip":
-                self._unpack_zip(wf, url, part, tmp)
-            else:
-                os.replace(part, tmp)
-            self._clean(part)
-            st = tmp.stat()
-            actual_sha = _sha256_file(tmp) if wf.sha256 else None
-            bad = (wf.size is not None and st.st_size != wf.size) or (
-                wf.sha256 is not None and actual_sha != wf.sha256.lower())
-            if bad:
-                raise ChecksumMismatchError(
-                    f"the weight file {wf.name} downloaded from {url} is not the declared one: expected "
-                    f"size {wf.size if wf.size is not None else 'any'}, sha256 {wf.sha256 or 'any'}; "
-                    f"got size {st.st_size}, sha256 {actual_sha or _sha256_file(tmp)}. "
-                    f"The file was deleted; check the URL or the declared checksum"
-                )
-            os.replace(tmp, target)
+            with atomic_path(target) as tmp:  # only a verified file ever appears at ``target``
+                if wf.compression == "bz2":
+                    self._unpack_bz2(wf, url, part, tmp)
+                elif wf.compression == "zip":
+                    self._unpack_zip(wf, url, part, tmp)
+                else:
+                    os.replace(part, tmp)
+                self._clean(part)
+                st = tmp.stat()
+                actual_sha = sha256_file(tmp) if wf.sha256 else None
+                bad = (wf.size is not None and st.st_size != wf.size) or (
+                    wf.sha256 is not None and actual_sha != wf.sha256.lower())
+                if bad:
+                    raise ChecksumMismatchError(
+                        f"the weight file {wf.name} downloaded from {url} is not the declared one: expected "
+                        f"size {wf.size if wf.size is not None else 'any'}, sha256 {wf.sha256 or 'any'}; "
+                        f"got size {st.st_size}, sha256 {actual_sha or sha256_file(tmp)}. "
+                        f"The file was deleted; check the URL or the declared checksum"
+                    )
             if actual_sha is not None:
                 self._remember(target, actual_sha)
             log.info("stored %s at %s", wf.name, target)
         except BaseException:
-            self._clean(part, tmp)
+            self._clean(part)
             raise
 
     def _unpack_bz2(self, wf: WeightFile, url: str, part: Path, tmp: Path) -> None:
