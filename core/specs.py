@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Mapping
 
 if TYPE_CHECKING:  # keep this module free of pydantic/numpy: `import facepipe` must stay fast
     from facepipe.plugin_config import PluginConfig
@@ -89,21 +89,78 @@ class PluginSpec:
         return ""
 
 
-def DetectorSpec(**kw: object) -> PluginSpec:  # noqa: N802 - reads like a class at call sites
-    return PluginSpec(kind="detector", **kw)  # type: ignore[arg-type]
+@dataclass(frozen=True, kw_only=True)
+class DetectorSpec(PluginSpec):
+    """A face detector's record.
+
+    ``provides_eyes``: the detector returns eye landmarks itself (else the pipeline may locate
+    the eyes with an installed eye locator before aligning).  ``finds_faces`` is False for a
+    pass-through "detector" that hands back the whole image (no padding, no alignment, faces not
+    marked as detected).  ``eye_locator`` is a ``"module:function"`` this plugin offers to the
+    pipeline for detectors without eyes: ``function(image, (x, y, w, h)) -> (left_eye, right_eye)``.
+    """
+
+    kind: PluginKind = "detector"
+    provides_eyes: bool = True
+    finds_faces: bool = True
+    eye_locator: str | None = None
 
 
-def RecognizerSpec(**kw: object) -> PluginSpec:  # noqa: N802
-    return PluginSpec(kind="recognizer", **kw)  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class ConfidenceParams:
+    """A logistic distance-to-confidence model for one metric, in deepface's layout:
+    ``100 * sigmoid(w * d + b)`` (``d`` divided by ``normalizer`` when it is above 1), then spread
+    from ``[denorm_min_true, denorm_max_true]`` (same person) or ``[denorm_min_false,
+    denorm_max_false]`` (different people) onto the reported range."""
+
+    w: float
+    b: float
+    normalizer: float
+    denorm_min_true: float
+    denorm_max_true: float
+    denorm_min_false: float
+    denorm_max_false: float
 
 
-def AnalyzerSpec(**kw: object) -> PluginSpec:  # noqa: N802
-    return PluginSpec(kind="analyzer", **kw)  # type: ignore[arg-type]
+@dataclass(frozen=True, kw_only=True)
+class RecognizerSpec(PluginSpec):
+    """A recognition model's record: what the pipeline needs to know without building it.
+
+    ``embedding_size`` and ``input_size`` (height, width) describe the model; ``normalization``
+    is the default input normalization its thresholds were tuned with; ``thresholds`` maps a
+    metric name to the "same person" threshold (``distance <= threshold``); ``confidence`` maps a
+    metric name to its :class:`ConfidenceParams` (metrics without one report 51 / 49);
+    ``value_range`` is the (min, max) of embedding values used by min-max normalisation (None:
+    values are left as they are).
+    """
+
+    kind: PluginKind = "recognizer"
+    embedding_size: int = 0
+    input_size: tuple[int, int] = (0, 0)
+    normalization: str = "base"
+    thresholds: Mapping[str, float] = field(default_factory=dict, hash=False)
+    confidence: Mapping[str, ConfidenceParams] = field(default_factory=dict, hash=False)
+    value_range: tuple[float, float] | None = None
 
 
-def MetricSpec(**kw: object) -> PluginSpec:  # noqa: N802
-    return PluginSpec(kind="metric", **kw)  # type: ignore[arg-type]
+@dataclass(frozen=True, kw_only=True)
+class AnalyzerSpec(PluginSpec):
+    """An attribute analyzer's record; ``actions`` are the config keys it answers (``"age"``):
+    ``analyzers: {age: <name>}`` must name an analyzer whose actions include ``age``."""
+
+    kind: PluginKind = "analyzer"
+    actions: tuple[str, ...] = ()
 
 
-def AntiSpooferSpec(**kw: object) -> PluginSpec:  # noqa: N802
-    return PluginSpec(kind="antispoofer", **kw)  # type: ignore[arg-type]
+@dataclass(frozen=True, kw_only=True)
+class MetricSpec(PluginSpec):
+    """A distance metric's record."""
+
+    kind: PluginKind = "metric"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AntiSpooferSpec(PluginSpec):
+    """An anti-spoofing plugin's record."""
+
+    kind: PluginKind = "antispoofer"

@@ -71,18 +71,13 @@ def pair_distances(pipeline: Any, pairs: list[tuple[Path, Path, bool]]) -> np.nd
     """Distance of each pair (min over face pairs); inf where a photo has no face."""
     photos = sorted({p for a, b, _ in pairs for p in (a, b)})
     index = {p: k for k, p in enumerate(photos)}
-    faces = pipeline.faces(photos, on_no_face="skip")
-    flat = [f for per_image in faces for f in per_image]
-    vectors = pipeline.embed_faces(flat)
-    by_photo: dict[int, list[np.ndarray]] = {}
-    for face, vector in zip(flat, vectors):
-        by_photo.setdefault(face.image_index, []).append(vector)
+    vectors = pipeline.embed_per_image(pipeline.faces(photos, on_no_face="skip"))
     metric = pipeline.metric
     out = np.full(len(pairs), np.inf)
     for k, (a, b, _) in enumerate(pairs):
-        va, vb = by_photo.get(index[a]), by_photo.get(index[b])
-        if va and vb:
-            out[k] = float(metric.pairwise(np.asarray(va), np.asarray(vb)).min())
+        va, vb = vectors[index[a]], vectors[index[b]]
+        if len(va) and len(vb):
+            out[k] = float(metric.pairwise(va, vb).min())
     return out
 
 

@@ -115,13 +115,14 @@ def represent(img_path: Any, model_name: str = "VGG-Face", enforce_detection: bo
                          expand_percentage=expand_percentage, normalization=normalization)
     reps = pipeline.represent(img_path, max_faces=max_faces)
     recognizer = pipeline.recognizer
+    value_range = getattr(pipeline.recognizer_spec, "value_range", None)
 
     def convert(items: list[Any]) -> list[dict[str, Any]]:
         out = []
         for rep in items:
             vector = np.asarray(rep.embedding, dtype=np.float64)
             if minmax_normalize:
-                vector = metrics.minmax_normalize(vector[None, :], pipeline.model_name)[0]
+                vector = metrics.minmax_normalize(vector[None, :], value_range)[0]
             if l2_normalize:
                 vector = metrics.l2_normalize(vector[None, :])[0]
             item = rep.to_dict()

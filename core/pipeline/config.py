@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from facepipe.errors import ConfigError
+from facepipe.errors import ConfigError, FacepipeError
 
 
 class PluginRef(BaseModel):
@@ -169,7 +169,29 @@ def resolve_config(config: PipelineConfig, registry: Any) -> dict[str, Any]:
         if kind == "analyzer" and not explicit_analyzers and not registry.has(kind, ref.name):
             continue  # a default analyzer that is not installed only matters when analyze() asks for it
         resolved[path] = registry.validate_config(kind, ref.name, ref.options, path=path)
+        if kind == "analyzer":
+            check_analyzer_action(registry, path.partition(".")[2], ref.name)
     return resolved
+
+
+def check_analyzer_action(registry: Any, action: str, name: str) -> None:
+    """Refuse ``analyzers: {action: name}`` when the analyzer declares actions and ``action`` is
+    not one of them (e.g. ``{age: Emotion}``)."""
+    spec = registry.get("analyzer", name)
+    actions = tuple(getattr(spec, "actions", ()) or ())
+    if actions and action not in actions:
+        answering = [n for n in registry.names("analyzer") if action in _actions_of(registry, n)]
+        raise ConfigError(
+            f"analyzers.{action}: the analyzer {spec.name!r} answers {', '.join(actions)}, not {action!r}; "
+            f"analyzers for {action!r}: {', '.join(answering) or 'none installed'}"
+        )
+
+
+def _actions_of(registry: Any, name: str) -> tuple[str, ...]:
+    try:
+        return tuple(getattr(registry.get("analyzer", name), "actions", ()) or ())
+    except FacepipeError:  # a name registered twice: listed by `facepipe plugins`, not here
+        return ()
 
 
 def config_schema() -> dict[str, Any]:

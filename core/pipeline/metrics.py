@@ -381,33 +381,17 @@ def l2_normalize(x: Any) -> np.ndarray:
     return values / safe
 
 
-#: deepface's per-model embedding value ranges used by ``minmax_normalize`` (fact sheet §2.3).
-MINMAX: dict[str, tuple[float, float]] = {
-    "VGG-Face": (0.0, 0.27054874177488775),
-    "Facenet": (-3.541942596435547, 3.247769594192505),
-    "Facenet512": (-4.388302803039551, 3.643190622329712),
-    "OpenFace": (-0.34191709756851196, 0.26318004727363586),
-    "DeepFace": (0.0, 17.294939041137695),
-    "DeepID": (0.0, 127.86836242675781),
-    "Dlib": (-0.41398656368255615, 0.5201137661933899),
-    "ArcFace": (-2.945136308670044, 2.087090015411377),
-}
+def minmax_normalize(x: Any, value_range: tuple[float, float] | None) -> np.ndarray:
+    """Clamp values to ``value_range`` = (min, max) and scale them to [0, 1].
 
-
-def minmax_normalize(x: Any, model_name: str) -> np.ndarray:
-    """Clamp values to the model's (min, max) from :data:`MINMAX` and scale them to [0, 1].
-
-    Models without an entry (SFace, GhostFaceNet, Buffalo_L, third-party models) are returned
-    unchanged, as in deepface.  ``model_name`` is matched case-insensitively (``"vgg_face"``).
+    The range is the recognizer's declared ``RecognizerSpec.value_range``; None (SFace,
+    GhostFaceNet, most third-party models) returns the values unchanged, as deepface does.
     """
-    from facepipe.pipeline.decision import canonical_model_name
-
     arr = _as_array(x, "x")
     values = arr if arr.dtype.kind == "f" else arr.astype(np.float64)
-    name = canonical_model_name(model_name)
-    if name is None or name not in MINMAX:
+    if value_range is None:
         return values.copy()
-    lo, hi = MINMAX[name]
+    lo, hi = value_range
     scaled = (np.clip(values.astype(np.float64), lo, hi) - lo) / (hi - lo)
     return scaled.astype(values.dtype, copy=False)
 
@@ -429,7 +413,6 @@ def facepipe_register_metrics(register: Register) -> None:
 
 __all__ = [
     "BUILTIN_METRICS",
-    "MINMAX",
     "AngularMetric",
     "BlockwiseMetric",
     "CosineMetric",

@@ -10,12 +10,12 @@ import threading
 from dataclasses import dataclass
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from facepipe.pipeline.align import FacialArea, crop_face, pad_for_detection, scale_face, shift_face, shrink_for_detection
-from facepipe.pipeline.config import PipelineConfig, parse_config, resolve_config
+from facepipe.pipeline.config import PipelineConfig, check_analyzer_action, parse_config, resolve_config
 from facepipe.errors import (
     ConfigError,
     DimensionMismatchError,
@@ -23,17 +23,16 @@ from facepipe.errors import (
     ImageTypeError,
     SpoofDetectedError,
 )
+from facepipe.pipeline.batching import chunks as _chunks, flatten, regroup
+from facepipe.pipeline.decision import confidence, confidence_params, threshold_for
+from facepipe.pipeline.eyes import EyeLocator, find_eye_locator
+from facepipe.preprocess import as_bgr_uint8
 from facepipe.registry import PluginRegistry, default_registry
 from facepipe.pipeline.results import Analysis, Face, Representation, VerifyResult
 from facepipe.types import DetectedFace
 
 ImageInput = Any  # path | bytes | file object | base64 str | ndarray
 _UNSET: Any = object()
-
-
-def _chunks(n: int, size: int) -> Iterable[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
 
 
 def is_embedding(value: Any) -> bool:
@@ -62,6 +61,7 @@ class Pipeline:
         self.weights = weights
         self._instances: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self._eye_locator: EyeLocator | None | Any = _UNSET
         #: run by close(): layers above the pipeline (e.g. find's open indexes) release what they hold
         self._close_callbacks: list[Callable[[], None]] = []
 
@@ -106,15 +106,31 @@ class Pipeline:
         slot = f"analyzers.{action}"
         if slot not in self.plugin_configs:  # a default analyzer: validated on first use
             self.plugin_configs[slot] = self.registry.validate_config("analyzer", ref.name, ref.options, path=slot)
+            check_analyzer_action(self.registry, action, ref.name)
         return self._plugin(slot, "analyzer", ref.name)
 
     @property
+    def recognizer_spec(self) -> Any:
+        """The recognizer's registration record: its dimensions, thresholds, confidence model."""
+        return self.registry.get("recognizer", self.config.recognizer.name)
+
+    @property
+    def detector_spec(self) -> Any:
+        """The detector's registration record: whether it finds faces and gives eyes."""
+        return self.registry.get("detector", self.config.detector.name)
+
+    @property
     def model_name(self) -> str:
-        return self.registry.get("recognizer", self.config.recognizer.name).name
+        return self.recognizer_spec.name
 
     @property
     def detector_name(self) -> str:
-        return self.registry.get("detector", self.config.detector.name).name
+        return self.detector_spec.name
+
+    @property
+    def embedding_size(self) -> int:
+        """Embedding length, from the spec (builds the recognizer only when the spec does not say)."""
+        return getattr(self.recognizer_spec, "embedding_size", 0) or self.recognizer.embedding_size
 
     @property
     def metric_name(self) -> str:
@@ -153,7 +169,7 @@ class Pipeline:
         detector = self.detector
         found: list[list[DetectedFace]] = []
         for part in _chunks(len(images), self.config.batch_size):
-            batch = list(images[part])
+            batch = [as_bgr_uint8(img) for img in images[part]]  # the contract detectors rely on
             shrunk = [shrink_for_detection(img, self.config.detect_max_side) for img in batch]
             if pad:
                 padded = [pad_for_detection(img) for img, _ in shrunk]
@@ -164,14 +180,19 @@ class Pipeline:
                 found.append([scale_face(shift_face(f, -dx, -dy), 1.0 / scale) for f in faces])
         return found
 
+    def eye_locator(self) -> EyeLocator | None:
+        """The installed eye locator used for detectors without eyes (found once, through the registry)."""
+        if self._eye_locator is _UNSET:
+            self._eye_locator = find_eye_locator(self.registry)
+        return self._eye_locator
+
     def _eye_fallback(self, image: np.ndarray, face: DetectedFace) -> DetectedFace:
         if face.left_eye is not None and face.right_eye is not None:
             return face
-        try:
-            from facepipe.plugins.detectors.opencv import haar_eyes
-        except ImportError:
+        locate = self.eye_locator()
+        if locate is None:
             return face
-        left, right = haar_eyes(image, (int(face.x), int(face.y), int(face.w), int(face.h)))
+        left, right = locate(image, (int(face.x), int(face.y), int(face.w), int(face.h)))
         return face.with_(left_eye=face.left_eye or left, right_eye=face.right_eye or right)
 
     def faces(self, sources: Sequence[ImageInput], *, align: bool | None = None,
@@ -187,10 +208,10 @@ class Pipeline:
         policy = on_no_face or cfg.on_no_face
         loaded = self._load(sources)
         images = [img for img, _ in loaded]
-        skip = self.config.detector.name.lower() == "skip"
-        detections = self._detect(images, pad=cfg.pad_before_detect and align and not skip)
-        use_fallback = (align and cfg.eye_fallback and not skip
-                        and self.config.detector.name.lower() != "opencv")
+        spec = self.detector_spec
+        finds_faces = getattr(spec, "finds_faces", True)
+        detections = self._detect(images, pad=cfg.pad_before_detect and align and finds_faces)
+        use_fallback = align and cfg.eye_fallback and finds_faces and not getattr(spec, "provides_eyes", True)
         results: list[list[Face]] = []
         for index, ((image, name), found) in enumerate(zip(loaded, detections)):
             if limit is not None and len(found) > limit:
@@ -202,7 +223,7 @@ class Pipeline:
                 crop, area = crop_face(image, face, align=align, expand_percentage=expand)
                 if crop.shape[0] == 0 or crop.shape[1] == 0:
                     continue  # a degenerate box (deepface skips these too)
-                faces.append(Face(index, area, float(face.confidence), crop, detected=not skip))
+                faces.append(Face(index, area, float(face.confidence), crop, detected=finds_faces))
             if not faces:
                 if policy == "error":
                     raise FaceNotDetectedError(
@@ -241,22 +262,23 @@ class Pipeline:
     def embed_faces(self, faces: Sequence[Face]) -> np.ndarray:
         """Embeddings of faces, batched: float32 (N, D).  Raises SpoofDetectedError on a fake face."""
         self._require_real(faces)
-        recognizer = self.recognizer
         if not faces:
-            return np.zeros((0, recognizer.embedding_size), dtype=np.float32)
+            return np.zeros((0, self.embedding_size), dtype=np.float32)
+        recognizer = self.recognizer
         parts = [recognizer.embed([f.crop for f in faces[s]]) for s in _chunks(len(faces), self.config.batch_size)]
         return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def embed_per_image(self, per_image: Sequence[Sequence[Face]]) -> list[np.ndarray]:
+        """Embeddings of the faces of many images in one batched pass: float32 ``(faces, D)`` per image."""
+        return list(regroup(per_image, self.embed_faces(flatten(per_image))))
 
     def represent(self, img: ImageInput | Sequence[ImageInput], **options: Any
                   ) -> list[Representation] | list[list[Representation]]:
         """Embeddings of every face of one image (a list) or of a batch (a list of lists)."""
         sources, batch = _as_batch(img)
         per_image = self.faces(sources, **options)
-        flat = [f for faces in per_image for f in faces]
-        vectors = self.embed_faces(flat)
-        out: list[list[Representation]] = [[] for _ in per_image]
-        for face, vector in zip(flat, vectors):
-            out[face.image_index].append(Representation(vector, face))
+        out = [[Representation(vector, face) for face, vector in zip(faces, vectors)]
+               for faces, vectors in zip(per_image, self.embed_per_image(per_image))]
         return out if batch else out[0]
 
     def threshold(self, override: float | None = None) -> float:
@@ -265,18 +287,20 @@ class Pipeline:
             return float(override)
         if self.config.threshold is not None:
             return float(self.config.threshold)
-        table = getattr(self.recognizer, "thresholds", {}) or {}
-        metric = self.metric_name
-        if metric in table:
-            return float(table[metric])
-        from facepipe.pipeline.decision import threshold_for
+        declared = getattr(self.recognizer_spec, "thresholds", None)
+        if not declared:  # a spec without thresholds: the plugin class may still carry some
+            declared = getattr(self.recognizer, "thresholds", None) or {}
+        return threshold_for(declared, self.metric_name, model=self.model_name)
 
-        return threshold_for(self.model_name, metric)
+    def confidence(self, distance: float, verified: bool) -> float:
+        """Confidence (0-100) of a decision at ``distance``, from the recognizer's declared model."""
+        table = getattr(self.recognizer_spec, "confidence", None) or {}
+        return confidence(distance, confidence_params(table, self.metric_name), verified)
 
     def _side(self, value: Any, which: str, **options: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
         if is_embedding(value):
             vector = np.asarray(value, dtype=np.float32)[None, :]
-            size = self.recognizer.embedding_size
+            size = self.embedding_size
             if size and vector.shape[1] != size:
                 raise DimensionMismatchError(
                     f"embeddings of {self.model_name} should have {size} dimensions, but {which} has "
@@ -294,18 +318,11 @@ class Pipeline:
     def _image_sides(self, images: list[Any], **options: Any) -> list[tuple[np.ndarray, list[dict[str, Any]]]]:
         """Faces and embeddings of several images with one detection pass and one model call."""
         per_image = self.faces(images, **options)
-        flat = [f for faces in per_image for f in faces]
-        vectors = self.embed_faces(flat)
-        out, start = [], 0
-        for faces in per_image:
-            out.append((vectors[start:start + len(faces)], [f.area.to_dict() for f in faces]))
-            start += len(faces)
-        return out
+        return [(vectors, [f.area.to_dict() for f in faces])
+                for faces, vectors in zip(per_image, self.embed_per_image(per_image))]
 
     def verify(self, img1: Any, img2: Any, *, threshold: float | None = None, **options: Any) -> VerifyResult:
         """Do two images (or embeddings) show the same person? The closest face pair decides."""
-        from facepipe.pipeline.decision import confidence
-
         start = time.perf_counter()
         if _is_image_side(img1) and _is_image_side(img2):
             (a, areas_a), (b, areas_b) = self._image_sides([img1, img2], **options)
@@ -320,7 +337,7 @@ class Pipeline:
         limit = self.threshold(threshold)
         verified = distance <= limit
         # verified follows the threshold actually used (deepface decides confidence with the pre-tuned one).
-        conf = confidence(distance, self.model_name, self.metric_name, verified)
+        conf = self.confidence(distance, verified)
         return VerifyResult(
             verified=bool(verified), distance=distance, threshold=limit, confidence=conf,
             model=self.model_name, detector_backend=self.detector_name, similarity_metric=self.metric_name,
@@ -340,16 +357,14 @@ class Pipeline:
             vectors, owners = [], []
             images = [(k, v) for k, v in enumerate(items) if not is_embedding(v)]
             per_image = self.faces([v for _, v in images], **options) if images else []
-            flat = [f for faces in per_image for f in faces]
-            embedded = self.embed_faces(flat)
-            for face, vector in zip(flat, embedded):
-                vectors.append(vector)
-                owners.append(images[face.image_index][0])
+            for (k, _), embedded in zip(images, self.embed_per_image(per_image)):
+                vectors.extend(embedded)
+                owners.extend([k] * len(embedded))
             for k, v in enumerate(items):
                 if is_embedding(v):
                     vectors.append(self._side(v, f"{which}[{k}]")[0][0])
                     owners.append(k)
-            size = self.recognizer.embedding_size
+            size = self.embedding_size
             sides.append((np.asarray(vectors, dtype=np.float32).reshape(-1, size), np.asarray(owners, dtype=int)))
         (a, owner_a), (b, owner_b) = sides
         face_distances = self.metric.pairwise(a, b) if len(a) and len(b) else np.zeros((len(a), len(b)))
@@ -377,7 +392,7 @@ class Pipeline:
         analyzers = {action: self.analyzer(action) for action in actions}
         sources, batch = _as_batch(img)
         per_image = self.faces(sources, **options)
-        flat = [f for faces in per_image for f in faces]
+        flat = flatten(per_image)
         self._require_real(flat)
         attributes: list[dict[str, Any]] = [{} for _ in flat]
         for action, analyzer in analyzers.items():
@@ -385,9 +400,8 @@ class Pipeline:
                 predictions = analyzer.predict([f.crop for f in flat[part]])
                 for k, prediction in enumerate(predictions):
                     attributes[part.start + k].update(prediction)
-        out: list[list[Analysis]] = [[] for _ in per_image]
-        for face, attrs in zip(flat, attributes):
-            out[face.image_index].append(Analysis(face, attrs))
+        out = [[Analysis(face, attrs) for face, attrs in zip(faces, attrs_of_image)]
+               for faces, attrs_of_image in zip(per_image, regroup(per_image, attributes))]
         return out if batch else out[0]
 
 

@@ -25,7 +25,7 @@ from facepipe.plugins.analyzers._keras_analyzer import (
     KerasAnalyzerConfig,
     deepface_weight_file,
 )
-from facepipe.specs import AnalyzerSpec
+from facepipe.plugins.analyzers._spec import deepface_analyzer_spec
 
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 GRAY_SIZE = 48
@@ -100,14 +100,8 @@ class EmotionAnalyzer(KerasAnalyzer):
 
 @hookimpl
 def facepipe_register_analyzers(register):  # type: ignore[no-untyped-def]
-    register(AnalyzerSpec(
+    register(deepface_analyzer_spec(
+        EmotionAnalyzer,
         name="Emotion",
-        aliases=("deepface-emotion",),
-        factory="facepipe.plugins.analyzers.emotion:EmotionAnalyzer",
-        config=EmotionConfig,
-        weights=(WEIGHTS,),
-        requires=("keras", "h5py", "cv2"),
-        extra="keras",
-        license="MIT (deepface); weights: deepface release, terms unknown",
         description="deepface's facial expression CNN (FER-2013 style, 7 emotions, 48x48 gray input)",
     ))

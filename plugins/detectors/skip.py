@@ -34,4 +34,6 @@ def facepipe_register_detectors(register):  # type: ignore[no-untyped-def]
         config=SkipConfig,
         description="no detection: the whole image is treated as one face",
         license="MIT",
+        finds_faces=False,
+        provides_eyes=False,
     ))

@@ -20,7 +20,6 @@ from facepipe.errors import (
 )
 from facepipe.pipeline.metrics import (
     BUILTIN_METRICS,
-    MINMAX,
     InvalidEmbeddingValuesError,
     MetricConfig,
     find_distance,
@@ -324,25 +323,24 @@ def test_l2_normalize() -> None:
     np.testing.assert_array_equal(x[1], [0.0, 0.0])  # input untouched
 
 
+FACENET_RANGE = (-3.541942596435547, 3.247769594192505)  # fact sheet §2.3
+
+
 def test_minmax_normalize() -> None:
-    lo, hi = MINMAX["Facenet"]
+    lo, hi = FACENET_RANGE
     x = np.array([lo - 1.0, lo, 0.0, hi, hi + 5.0])
-    got = minmax_normalize(x, "facenet")
+    got = minmax_normalize(x, FACENET_RANGE)
     np.testing.assert_allclose(got, [0.0, 0.0, -lo / (hi - lo), 1.0, 1.0])
-    # deepface's spelling and case-insensitive spellings agree
+    # no declared range: unchanged
     v = np.linspace(-0.1, 0.4, 7)
-    np.testing.assert_allclose(minmax_normalize(v, "VGG-Face"), minmax_normalize(v, "vgg_face"))
-    np.testing.assert_allclose(minmax_normalize(v, "VGG-Face"),
-                               np.clip(v, 0, 0.27054874177488775) / 0.27054874177488775)
-    # models without an entry are unchanged
-    for model in ("SFace", "GhostFaceNet", "Buffalo_L", "some-third-party-model"):
-        np.testing.assert_array_equal(minmax_normalize(v, model), v)
-    batch = minmax_normalize(np.full((2, 3), 100.0, dtype=np.float32), "DeepID")
+    np.testing.assert_array_equal(minmax_normalize(v, None), v)
+    batch = minmax_normalize(np.full((2, 3), 100.0, dtype=np.float32), (0.0, 127.86836242675781))
     assert batch.dtype == np.float32 and batch.shape == (2, 3)
     np.testing.assert_allclose(batch, 100.0 / 127.86836242675781, rtol=1e-6)
 
 
-def test_minmax_table_matches_fact_sheet() -> None:
+def test_declared_value_ranges_match_fact_sheet() -> None:
+    """Each built-in recognizer declares deepface's min-max range, or none where deepface has none."""
     lines = fact_sheet_lines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("| model | min | max"))
     rows = {}
@@ -351,7 +349,10 @@ def test_minmax_table_matches_fact_sheet() -> None:
             break
         name, lo, hi = (c.strip() for c in line.strip().strip("|").split("|"))
         rows[name] = (float(lo), float(hi))
-    assert rows == MINMAX
+    registry = PluginRegistry()
+    declared = {name: registry.get("recognizer", name).value_range for name in registry.names("recognizer")}
+    assert {name: declared[name] for name in rows} == rows
+    assert all(value is None for name, value in declared.items() if name not in rows)
 
 
 # ------------------------------------------------------------------------------ registry
