@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facepipe.registry import PluginRegistry
-from facepipe.testing import sample_images
+from facepipe.testing import hermetic_registry, sample_images
 
 
 @pytest.fixture
@@ -19,3 +19,10 @@ def facepipe_sample_images() -> list[np.ndarray]:
 def facepipe_registry() -> PluginRegistry:
     """An empty registry: add your plugin module with ``register_module`` for hermetic tests."""
     return PluginRegistry(autoload=False)
+
+
+@pytest.fixture
+def facepipe_hermetic_registry() -> PluginRegistry:
+    """A registry with facepipe's numpy-only test plugins (``blob`` detector, ``grid`` recognizer)
+    and the built-in metrics: use with ``facepipe.testing.HERMETIC_CONFIG``."""
+    return hermetic_registry()
