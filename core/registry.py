@@ -74,13 +74,14 @@ class PluginInfo:
     aliases: tuple[str, ...] = ()
     error: str | None = None
     description: str = ""
+    license: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "kind": self.kind, "distribution": self.distribution,
             "version": self.version, "status": self.status, "extra": self.extra,
             "install": self.install, "aliases": list(self.aliases), "error": self.error,
-            "description": self.description,
+            "description": self.description, "license": self.license,
         }
 
 
@@ -256,6 +257,7 @@ class PluginRegistry:
                     version=spec.version, status=status, extra=spec.extra,
                     install=spec.install_hint if status == "missing extra" else "",
                     aliases=spec.aliases, error=error, description=spec.description,
+                    license=spec.license,
                 ))
         for broken in self._broken:
             rows.append(PluginInfo(

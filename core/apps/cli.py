@@ -44,9 +44,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([r.to_dict() for r in rows])
         return 0
-    table = [[r.kind, r.name, r.status, r.distribution or "", r.version or "",
+    table = [[r.kind, r.name, r.status, r.distribution or "", r.version or "", r.license or "",
               r.install or (r.error or "") if r.status != "ok" else ""] for r in rows]
-    print(_table(table, ["kind", "name", "status", "distribution", "version", "notes"]))
+    print(_table(table, ["kind", "name", "status", "distribution", "version", "licence", "notes"]))
     return 0
 
 
