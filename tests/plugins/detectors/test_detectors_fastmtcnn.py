@@ -13,6 +13,7 @@ need("cv2")
 
 from facepipe.errors import ImageTypeError, WeightsError  # noqa: E402
 from facepipe.pipeline.image import load_image  # noqa: E402
+from facepipe.preprocess import as_bgr_uint8  # noqa: E402
 from facepipe.registry import PluginRegistry  # noqa: E402
 from facepipe.types import DetectedFace  # noqa: E402
 from facepipe.weights import WeightsManager, package_file_path  # noqa: E402
@@ -118,8 +119,8 @@ def test_mixed_sizes_keep_input_order(detector, photos) -> None:  # type: ignore
 def test_edge_inputs(detector) -> None:  # type: ignore[no-untyped-def]
     assert detector.detect([]) == []
     assert detector.detect([np.zeros((10, 10, 3), np.uint8)]) == [[]]  # smaller than one P-Net window
-    with pytest.raises(ImageTypeError):
-        detector.detect([np.zeros((10, 10, 2), np.uint8)])
+    with pytest.raises(ImageTypeError):  # the pipeline boundary rejects it before any detector
+        as_bgr_uint8(np.zeros((10, 10, 2), np.uint8))
 
 
 # ------------------------------------------------------------------------------ pieces

@@ -14,6 +14,7 @@ need("tensorflow")
 
 from facepipe.errors import ImageTypeError, WeightsError  # noqa: E402
 from facepipe.pipeline.image import load_image  # noqa: E402
+from facepipe.preprocess import as_bgr_uint8  # noqa: E402
 from facepipe.registry import PluginRegistry  # noqa: E402
 from facepipe.types import DetectedFace  # noqa: E402
 from facepipe.weights import WeightsManager, package_file_path  # noqa: E402
@@ -124,10 +125,10 @@ def test_model_gets_rgb(detectors, monkeypatch: pytest.MonkeyPatch) -> None:  # 
 
 def test_edge_inputs(detectors) -> None:  # type: ignore[no-untyped-def]
     det = detectors["short"]
-    with pytest.raises(ImageTypeError):
-        det.detect([np.zeros((10, 10, 5), np.uint8)])
+    with pytest.raises(ImageTypeError):  # the pipeline boundary rejects it before any detector
+        as_bgr_uint8(np.zeros((10, 10, 5), np.uint8))
     gray = np.zeros((40, 40), np.uint8)
-    assert det.detect([gray]) == [[]]
+    assert det.detect([as_bgr_uint8(gray)]) == [[]]
 
 
 # ------------------------------------------------------------------------------ geometry on hand-made tensors

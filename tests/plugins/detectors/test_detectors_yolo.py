@@ -16,6 +16,7 @@ import pytest
 
 import facepipe.plugins.detectors.yolo as yolo
 from facepipe.errors import PluginUnavailableError
+from facepipe.preprocess import as_bgr_uint8
 from facepipe.registry import PluginRegistry
 from facepipe.weights import WeightsManager
 from tests.helpers.extras import need
@@ -138,7 +139,7 @@ def test_detect_loads_the_managed_file_and_converts(tmp_path: Path, monkeypatch:
     monkeypatch.setitem(sys.modules, "ultralytics", _fake_ultralytics("8.3.210", calls))
     manager = _home_with(tmp_path, "yolov8m-face.pt")
     det = yolo.YoloDetector(yolo.CONFIGS["yolov8m"](confidence=0.4, image_size=320), weights=manager)
-    images = [np.zeros((100, 200, 3), np.uint8), np.zeros((60, 60), np.uint8)]
+    images = [np.zeros((100, 200, 3), np.uint8), as_bgr_uint8(np.zeros((60, 60), np.uint8))]  # as the pipeline hands it
     faces = det.detect(images)
     assert calls[0] == ("load", str(tmp_path / "weights" / "yolov8m-face.pt"))
     n, shapes, kw = calls[1][1]
