@@ -15,6 +15,7 @@ from pydantic import Field
 
 from facepipe import hookimpl
 from facepipe.plugins.recognizers._spec import deepface_confidence, recognizer_spec
+from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import PackageFile, WeightFile
 from facepipe.types import PluginConfig, Recognizer
 
@@ -62,11 +63,10 @@ CONFIDENCE = deepface_confidence(
 VALUE_RANGE: tuple[float, float] = (-0.41398656368255615, 0.5201137661933899)
 
 
-class DlibConfig(PluginConfig):
+class DlibConfig(WeightsFileConfig):
     """Options of the Dlib recognizer."""
 
     num_jitters: int = Field(0, ge=0, le=100, description="random re-crops averaged per face (slower, steadier)")
-    weights_path: Path | None = Field(None, description="use this .dat file instead of the managed one")
 
 
 class DlibRecognizer(Recognizer):
@@ -88,7 +88,7 @@ class DlibRecognizer(Recognizer):
             if self._model is None:
                 import dlib
 
-                path = self.config.weights_path or self.weights_manager().path(RESNET_WEIGHTS)
+                path = self.weights_manager().path(RESNET_WEIGHTS, override=self.config.weights_path)
                 self._model = dlib.face_recognition_model_v1(str(path))
             return self._model
 
