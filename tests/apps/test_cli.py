@@ -39,6 +39,16 @@ def test_plugins_table() -> None:
     assert "cosine" in out.stdout and "status" in out.stdout
 
 
+def test_plugins_json_gives_a_licence_for_every_builtin() -> None:
+    out = _cli("plugins", "--json")
+    assert out.returncode == 0, out.stderr
+    builtin = [row for row in json.loads(out.stdout) if row["distribution"] == "facepipe"]
+    assert builtin
+    assert [row["name"] for row in builtin if not (row.get("license") or "").strip()] == []
+    table = _cli("plugins", "--kind", "metric")
+    assert "licence" in table.stdout and "MIT" in table.stdout
+
+
 def test_config_schema_is_json_schema() -> None:
     out = _cli("config", "schema")
     schema = json.loads(out.stdout)
