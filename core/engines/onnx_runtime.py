@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from facepipe.devices import Device, onnx_providers
-from facepipe.errors import ConfigError, WeightsError
+from facepipe.errors import ConfigError, InputShapeError, WeightsError
 
 __all__ = ["Optimization", "cpu_threads", "onnx_session", "OnnxRunner"]
 
@@ -88,7 +88,7 @@ class OnnxRunner:
         expected = self.input_shape
         if x.ndim != len(expected) + 1 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:])):
             shape = ", ".join(str(e) for e in expected)
-            raise ValueError(f"model {self.path.stem} expects input (N, {shape}) but got {x.shape}")
+            raise InputShapeError(f"model {self.path.stem} expects input (N, {shape}) but got {x.shape}")
         if len(x) == 0:
             return np.zeros((0, *(d or 0 for d in self.output_shape)), dtype=np.float32)
         step = max(int(batch_size), 1)
