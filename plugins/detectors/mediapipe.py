@@ -218,8 +218,6 @@ class MediapipeDetector(Detector):
         cfg: MediapipeConfig = self.config  # type: ignore[assignment]
         self._variant = _VARIANTS[cfg.variant]
         path = Path(self.weights_manager().path(self._variant.weights, override=cfg.weights_path))
-        if not path.is_file():
-            raise WeightsError(f"mediapipe.weights_path: {path} does not exist")
         try:
             self._interp = _make_interpreter(path, cfg.num_threads)
             self._interp.allocate_tensors()

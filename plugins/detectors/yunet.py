@@ -75,8 +75,6 @@ class YunetDetector(Detector):
         if not hasattr(cv2, "FaceDetectorYN"):
             raise WeightsError(f"OpenCV {cv2.__version__} has no FaceDetectorYN; install opencv-python>=4.8")
         path = Path(self.weights_manager().path(YUNET_WEIGHTS, override=cfg.weights_path))
-        if not path.is_file():
-            raise WeightsError(f"yunet.weights_path: {path} does not exist")
         try:
             self._model = cv2.FaceDetectorYN.create(str(path), "", (320, 320), cfg.score_threshold,
                                                     cfg.nms_threshold, cfg.top_k)
