@@ -222,9 +222,9 @@ def compare(run: Run, reference: Reference, pairs: list[Pair], metric: str) -> d
     ours = pair_distances(run.embeddings, pairs, metric)
     row: dict[str, Any] = {"detector": run.detector, "config": run.label, "pad_before_detect": run.pad,
                            "detect_max_side": run.max_side, "metric": metric}
-    from facepipe.pipeline.decision import threshold_for
+    from facepipe.registry import default_registry
 
-    threshold = threshold_for("Dlib", metric)
+    threshold = float(default_registry().get("recognizer", "Dlib").thresholds[metric])
     if reference.has(run.detector, metric):
         ref_threshold = reference.thresholds[(run.detector, metric)]
         if abs(ref_threshold - threshold) > 1e-12:

@@ -36,13 +36,12 @@ def embeddings(pipeline: Pipeline, dataset: Path) -> dict[str, np.ndarray]:
 
 
 def test_model_metric_pairs(pipeline: Pipeline, embeddings: dict[str, np.ndarray]) -> None:
-    from facepipe.pipeline.decision import threshold_for
-
     registry = PluginRegistry()
+    declared = registry.get("recognizer", "Dlib").thresholds
     wrong = []
     for metric_name in METRICS:
         metric = registry.create("metric", metric_name)
-        threshold = threshold_for("Dlib", metric_name)
+        threshold = declared[metric_name]
         for a, b, same in PAIRS:
             distance = float(metric.pairwise(embeddings[a], embeddings[b]).min())
             if (distance <= threshold) != same:
