@@ -7,15 +7,10 @@ Reading them from the class keeps the two from drifting apart.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from facepipe.specs import ConfidenceParams, RecognizerSpec, WeightFile
-
-
-def deepface_confidence(**per_metric: Sequence[float]) -> dict[str, ConfidenceParams]:
-    """``{metric: ConfidenceParams}`` from rows written in deepface's column order:
-    ``w, b, normalizer, denorm_min_true, denorm_max_true, denorm_min_false, denorm_max_false``."""
-    return {metric: ConfidenceParams(*map(float, row)) for metric, row in per_metric.items()}
+from facepipe.plugins.recognizers._deepface_published import Published
+from facepipe.specs import RecognizerSpec, WeightFile
 
 
 def recognizer_spec(
@@ -28,13 +23,12 @@ def recognizer_spec(
     extra: str | None,
     aliases: tuple[str, ...] = (),
     weights: tuple[WeightFile, ...] | None = None,
-    confidence: Mapping[str, ConfidenceParams] | None = None,
-    value_range: tuple[float, float] | None = None,
+    published: Published | None = None,
     **more: Any,
 ) -> RecognizerSpec:
     """The :class:`RecognizerSpec` of ``recognizer`` (a Recognizer subclass, not imported lazily:
     recognizer modules import no ML runtime at module level).  ``weights`` defaults to the
-    class's ``weight_file``."""
+    class's ``weight_file``; ``published`` adds the model's confidence model and value range."""
     if weights is None:
         weights = (recognizer.weight_file,)
     return RecognizerSpec(
@@ -50,8 +44,8 @@ def recognizer_spec(
         embedding_size=recognizer.embedding_size,
         input_size=tuple(recognizer.input_size),
         thresholds={metric: float(value) for metric, value in recognizer.thresholds.items()},
-        confidence=dict(confidence or {}),
-        value_range=value_range,
+        confidence=dict(published.confidence) if published else {},
+        value_range=published.value_range if published else None,
         **more,
     )
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from facepipe import hookimpl
 from facepipe.engines.keras_recognizer import KerasRecognizer, KerasRecognizerConfig
-from facepipe.plugins.recognizers._spec import deepface_confidence, keras_recognizer_spec
+from facepipe.plugins.recognizers._deepface_published import deepface_published
+from facepipe.plugins.recognizers._spec import keras_recognizer_spec
 from facepipe.specs import WeightFile
 
 ARCFACE_WEIGHTS = WeightFile(
@@ -82,33 +83,8 @@ def build_arcface(embedding_size: int = 512) -> Any:
     return keras.Model(inputs, x, name="arcface")
 
 
-#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
-THRESHOLDS: dict[str, float] = {"cosine": 0.68, "euclidean": 4.15, "euclidean_l2": 1.13, "angular": 0.39}
-#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
-CONFIDENCE = deepface_confidence(
-    cosine=(
-        -6.586150423868342, 2.2617127737265186, 1.22267,
-        28.687745855666044, 82.32544721731948,
-        1.306796127659645, 17.210359124614925,
-    ),
-    euclidean=(
-        -5.370594347027345, 0.6896763568574544, 10.401334,
-        19.048164749978937, 43.042326442916284,
-        0.9185346995033978, 18.682892152590245,
-    ),
-    euclidean_l2=(
-        -6.541948874098929, 3.2628963901283585, 1.563758,
-        21.800168694491585, 74.93505228104696,
-        3.6296845343803894, 15.091078907730523,
-    ),
-    angular=(
-        -5.63344888288512, 0.5682159222314143, 0.571477,
-        18.409621072962818, 40.81365081792457,
-        6.59169002231532, 15.13985487535995,
-    ),
-)
-#: deepface's embedding value range for min-max normalisation (fact sheet §2.3)
-VALUE_RANGE: tuple[float, float] = (-2.945136308670044, 2.087090015411377)
+#: deepface's published thresholds, confidence model and value range for ArcFace
+PUBLISHED = deepface_published("ArcFace")
 
 
 class ArcFaceConfig(KerasRecognizerConfig):
@@ -127,7 +103,7 @@ class ArcFaceRecognizer(KerasRecognizer):
     manifest_name = "ArcFace"
     input_size = (112, 112)
     embedding_size = 512
-    thresholds = THRESHOLDS
+    thresholds = PUBLISHED.thresholds
 
     def build_model(self) -> Any:
         return build_arcface(self.embedding_size)
@@ -141,6 +117,5 @@ def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
         aliases=("arcface",),
         description="ArcFace (InsightFace ResNet-34), 112x112 -> 512-d, Keras 3",
         license="MIT",
-        confidence=CONFIDENCE,
-        value_range=VALUE_RANGE,
+        published=PUBLISHED,
     ))

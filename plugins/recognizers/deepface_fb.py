@@ -15,7 +15,8 @@ from typing import Any
 
 from facepipe import hookimpl
 from facepipe.engines.keras_recognizer import KerasRecognizer, KerasRecognizerConfig
-from facepipe.plugins.recognizers._spec import deepface_confidence, keras_recognizer_spec
+from facepipe.plugins.recognizers._deepface_published import deepface_published
+from facepipe.plugins.recognizers._spec import keras_recognizer_spec
 from facepipe.specs import WeightFile
 
 DEEPFACE_WEIGHTS = WeightFile(
@@ -71,33 +72,8 @@ def deepface_embedding_model(classifier: Any) -> Any:
     return keras.Model(classifier.inputs, classifier.get_layer(EMBEDDING_LAYER).output, name="DeepFace_F7")
 
 
-#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
-THRESHOLDS: dict[str, float] = {"cosine": 0.23, "euclidean": 64, "euclidean_l2": 0.64, "angular": 0.12}
-#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
-CONFIDENCE = deepface_confidence(
-    cosine=(
-        -5.415666808301125, 1.4142777745857174, 0.379428,
-        54.25111593547536, 74.38935817923884,
-        34.51159270342188, 54.16884369236297,
-    ),
-    euclidean=(
-        -7.001068623335827, 5.229677082777916, 85.997482,
-        50.79114821321717, 90.45531547409938,
-        14.53693626301508, 50.4218117539695,
-    ),
-    euclidean_l2=(
-        -6.520866920809606, 3.750706572243227, 0.871123,
-        39.6419822387709, 80.42595166943502,
-        12.677597535252195, 39.578029519563,
-    ),
-    angular=(
-        -0.20178503977417342, -4.960267621006636, 0.2869,
-        0.6801854995078236, 0.6803996880922583,
-        0.6573199053945571, 0.6759509854967268,
-    ),
-)
-#: deepface's embedding value range for min-max normalisation (fact sheet §2.3)
-VALUE_RANGE: tuple[float, float] = (0.0, 17.294939041137695)
+#: deepface's published thresholds, confidence model and value range for DeepFace
+PUBLISHED = deepface_published("DeepFace")
 
 
 class DeepFaceConfig(KerasRecognizerConfig):
@@ -112,7 +88,7 @@ class DeepFaceRecognizer(KerasRecognizer):
     manifest_name = "DeepFace"
     input_size = INPUT_SIZE
     embedding_size = EMBEDDING_SIZE
-    thresholds = THRESHOLDS
+    thresholds = PUBLISHED.thresholds
 
     def build_model(self) -> Any:
         # Built as the classifier (the file holds F8 too), then cut at F7 in load_weights.
@@ -144,6 +120,5 @@ def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
         aliases=("deepface-fb", "facebook-deepface", "fbdeepface"),
         description="Facebook DeepFace (locally connected layers), VGGFace2 weights, 152x152 input, 4096-d",
         license="MIT (swghosh/DeepFace weights)",
-        confidence=CONFIDENCE,
-        value_range=VALUE_RANGE,
+        published=PUBLISHED,
     ))

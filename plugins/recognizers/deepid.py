@@ -14,7 +14,8 @@ from typing import Any
 
 from facepipe import hookimpl
 from facepipe.engines.keras_recognizer import KerasRecognizer, KerasRecognizerConfig
-from facepipe.plugins.recognizers._spec import deepface_confidence, keras_recognizer_spec
+from facepipe.plugins.recognizers._deepface_published import deepface_published
+from facepipe.plugins.recognizers._spec import keras_recognizer_spec
 from facepipe.specs import WeightFile
 
 DEEPID_WEIGHTS = WeightFile(
@@ -50,33 +51,8 @@ def build_deepid() -> Any:
     return keras.Model(inputs, y, name="deepid")
 
 
-#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
-THRESHOLDS: dict[str, float] = {"cosine": 0.015, "euclidean": 45, "euclidean_l2": 0.17, "angular": 0.04}
-#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
-CONFIDENCE = deepface_confidence(
-    cosine=(
-        -1.1109389867203003, -1.644356005882629, 0.142463,
-        15.966222060549578, 16.114369377586183,
-        14.153198282635255, 15.96057368926546,
-    ),
-    euclidean=(
-        -4.267900227772648, -0.11777629548659044, 124.194689,
-        16.08201206739819, 27.2342405984107,
-        1.230125408063358, 15.90739039527823,
-    ),
-    euclidean_l2=(
-        -3.6681410379067394, -0.9230555193862335, 0.533784,
-        17.57160935306287, 21.681829939622233,
-        5.309829288484883, 17.548244679217202,
-    ),
-    angular=(
-        -0.2707576106983799, -3.87004749575164, 0.171993,
-        2.0220784432439474, 2.02619851743467,
-        1.951974654804089, 2.021498115793411,
-    ),
-)
-#: deepface's embedding value range for min-max normalisation (fact sheet §2.3)
-VALUE_RANGE: tuple[float, float] = (0.0, 127.86836242675781)
+#: deepface's published thresholds, confidence model and value range for DeepID
+PUBLISHED = deepface_published("DeepID")
 
 
 class DeepIDConfig(KerasRecognizerConfig):
@@ -91,7 +67,7 @@ class DeepIDRecognizer(KerasRecognizer):
     manifest_name = "DeepID"
     input_size = (55, 47)
     embedding_size = 160
-    thresholds = THRESHOLDS
+    thresholds = PUBLISHED.thresholds
 
     def build_model(self) -> Any:
         return build_deepid()
@@ -105,6 +81,5 @@ def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
         aliases=("deepid",),
         description="DeepID, 55x47 -> 160-d, Keras 3",
         license="MIT",
-        confidence=CONFIDENCE,
-        value_range=VALUE_RANGE,
+        published=PUBLISHED,
     ))

@@ -14,7 +14,8 @@ import numpy as np
 from pydantic import Field
 
 from facepipe import hookimpl
-from facepipe.plugins.recognizers._spec import deepface_confidence, recognizer_spec
+from facepipe.plugins.recognizers._deepface_published import deepface_published
+from facepipe.plugins.recognizers._spec import recognizer_spec
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import PackageFile, WeightFile
 from facepipe.types import PluginConfig, Recognizer
@@ -34,33 +35,8 @@ RESNET_WEIGHTS = WeightFile(
 )
 
 
-#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
-THRESHOLDS: dict[str, float] = {"cosine": 0.07, "euclidean": 0.6, "euclidean_l2": 0.4, "angular": 0.12}
-#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
-CONFIDENCE = deepface_confidence(
-    cosine=(
-        -3.7618087798972293, -0.6908814404797111, 0.200732,
-        27.84268789569509, 32.289077089161594,
-        19.061842082779275, 27.803329512485526,
-    ),
-    euclidean=(
-        -7.494007964438609, 3.9696154227506937, 0.909856,
-        37.63548146988899, 89.6022157357575,
-        5.474065355413035, 36.791885490113046,
-    ),
-    euclidean_l2=(
-        -7.104640497107913, 2.3288632189212457, 0.633612,
-        37.84998375132765, 76.39948218795206,
-        10.222692344960938, 36.56103592414769,
-    ),
-    angular=(
-        -3.2116944601651727, -0.5970349913114966, 0.205221,
-        27.2527288169969, 31.79313619700238,
-        22.163871613552466, 27.18852931051015,
-    ),
-)
-#: deepface's embedding value range for min-max normalisation (fact sheet §2.3)
-VALUE_RANGE: tuple[float, float] = (-0.41398656368255615, 0.5201137661933899)
+#: deepface's published thresholds, confidence model and value range for Dlib
+PUBLISHED = deepface_published("Dlib")
 
 
 class DlibConfig(WeightsFileConfig):
@@ -75,7 +51,7 @@ class DlibRecognizer(Recognizer):
     config_class = DlibConfig
     input_size = (150, 150)
     embedding_size = 128
-    thresholds = THRESHOLDS
+    thresholds = PUBLISHED.thresholds
     config: DlibConfig
 
     def __init__(self, config: DlibConfig | None = None, *, weights: Any = None) -> None:
@@ -124,6 +100,5 @@ def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
         weights=(RESNET_WEIGHTS,),
         requires=("dlib",),
         extra="dlib",
-        confidence=CONFIDENCE,
-        value_range=VALUE_RANGE,
+        published=PUBLISHED,
     ))

@@ -19,7 +19,8 @@ from typing import Any
 
 from facepipe import hookimpl
 from facepipe.engines.keras_recognizer import KerasRecognizer, KerasRecognizerConfig
-from facepipe.plugins.recognizers._spec import deepface_confidence, keras_recognizer_spec
+from facepipe.plugins.recognizers._deepface_published import deepface_published
+from facepipe.plugins.recognizers._spec import keras_recognizer_spec
 from facepipe.specs import WeightFile
 
 GHOSTFACENET_WEIGHTS = WeightFile(
@@ -152,31 +153,8 @@ def build_ghostfacenet(input_shape: tuple[int, int, int] = (*INPUT_SIZE, 3)) -> 
     return keras.Model(inputs, outputs, name="GhostFaceNetV1")
 
 
-#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
-THRESHOLDS: dict[str, float] = {"cosine": 0.65, "euclidean": 35.71, "euclidean_l2": 1.1, "angular": 0.38}
-#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
-CONFIDENCE = deepface_confidence(
-    cosine=(
-        -6.595823624282929, 2.4180964556128584, 1.155661,
-        22.700531204915876, 84.65757505749636,
-        1.5101757980158446, 15.08427020899693,
-    ),
-    euclidean=(
-        -6.506709483088198, 2.935230928728856, 52.150135,
-        24.63718600288871, 73.09358661728027,
-        2.7345457334612155, 16.513245368123492,
-    ),
-    euclidean_l2=(
-        -6.572852118241916, 3.3068829731570824, 1.520303,
-        20.08886780040665, 75.95533899593255,
-        3.675727926946401, 17.84278657570624,
-    ),
-    angular=(
-        -5.588606771251277, 0.48845693581021543, 0.549751,
-        16.49081504576138, 39.92978715270581,
-        7.018276839135204, 16.143233933992967,
-    ),
-)
+#: deepface's published thresholds, confidence model and value range for GhostFaceNet
+PUBLISHED = deepface_published("GhostFaceNet")
 
 
 class GhostFaceNetConfig(KerasRecognizerConfig):
@@ -191,7 +169,7 @@ class GhostFaceNetRecognizer(KerasRecognizer):
     manifest_name = "GhostFaceNet"
     input_size = INPUT_SIZE
     embedding_size = EMBEDDING_SIZE
-    thresholds = THRESHOLDS
+    thresholds = PUBLISHED.thresholds
 
     def build_model(self) -> Any:
         return build_ghostfacenet()
@@ -205,5 +183,5 @@ def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
         aliases=("ghostfacenet", "ghostfacenetv1"),
         description="GhostFaceNetV1 (W1.3, S1, ArcFace), Keras 3, 112x112 input, 512-d embeddings",
         license="MIT (GhostFaceNets code and weights)",
-        confidence=CONFIDENCE,
+        published=PUBLISHED,
     ))

@@ -15,7 +15,8 @@ from typing import Any
 
 from facepipe import hookimpl
 from facepipe.engines.keras_recognizer import KerasRecognizer, KerasRecognizerConfig
-from facepipe.plugins.recognizers._spec import deepface_confidence, keras_recognizer_spec
+from facepipe.plugins.recognizers._deepface_published import deepface_published
+from facepipe.plugins.recognizers._spec import keras_recognizer_spec
 from facepipe.specs import WeightFile
 
 OPENFACE_WEIGHTS = WeightFile(
@@ -187,33 +188,8 @@ def build_openface() -> Any:
     return keras.Model(inputs, x, name="openface")
 
 
-#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
-THRESHOLDS: dict[str, float] = {"cosine": 0.1, "euclidean": 0.55, "euclidean_l2": 0.55, "angular": 0.11}
-#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
-CONFIDENCE = deepface_confidence(
-    cosine=(
-        -2.932562678842587, -2.0582304636838518, 0.884469,
-        8.832401641007316, 10.546657497687274,
-        0.9452381276992784, 8.535900401000742,
-    ),
-    euclidean=(
-        -5.829345103053105, 1.4390680732209533, 1.330015,
-        27.506182086242408, 60.28549643159932,
-        1.2245483461697035, 27.058382251505012,
-    ),
-    euclidean_l2=(
-        -5.82934526003372, 1.4390681633867946, 1.330015,
-        27.506182591043363, 60.28549793162577,
-        1.224548265353685, 27.058382739158215,
-    ),
-    angular=(
-        -0.5288927551138177, -4.450627600247528, 0.463143,
-        1.0914425266009675, 1.109656206367124,
-        0.9052858972210456, 1.0887229955132125,
-    ),
-)
-#: deepface's embedding value range for min-max normalisation (fact sheet §2.3)
-VALUE_RANGE: tuple[float, float] = (-0.34191709756851196, 0.26318004727363586)
+#: deepface's published thresholds, confidence model and value range for OpenFace
+PUBLISHED = deepface_published("OpenFace")
 
 
 class OpenFaceConfig(KerasRecognizerConfig):
@@ -228,7 +204,7 @@ class OpenFaceRecognizer(KerasRecognizer):
     manifest_name = "OpenFace"
     input_size = (96, 96)
     embedding_size = 128
-    thresholds = THRESHOLDS
+    thresholds = PUBLISHED.thresholds
 
     def build_model(self) -> Any:
         return build_openface()
@@ -242,6 +218,5 @@ def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
         aliases=("openface",),
         description="OpenFace nn4.small2, 96x96 -> 128-d (L2-normalised), Keras 3",
         license="Apache-2.0",
-        confidence=CONFIDENCE,
-        value_range=VALUE_RANGE,
+        published=PUBLISHED,
     ))

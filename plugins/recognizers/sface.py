@@ -17,7 +17,8 @@ from pydantic import Field, field_validator
 
 from facepipe import hookimpl
 from facepipe.errors import InputShapeError, WeightsError
-from facepipe.plugins.recognizers._spec import deepface_confidence, recognizer_spec
+from facepipe.plugins.recognizers._deepface_published import deepface_published
+from facepipe.plugins.recognizers._spec import recognizer_spec
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import WeightFile
 from facepipe.types import PluginConfig, Recognizer
@@ -37,31 +38,8 @@ INPUT_SIZE = (112, 112)
 EMBEDDING_SIZE = 128
 
 
-#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
-THRESHOLDS: dict[str, float] = {"cosine": 0.593, "euclidean": 10.734, "euclidean_l2": 1.055, "angular": 0.36}
-#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
-CONFIDENCE = deepface_confidence(
-    cosine=(
-        -6.531673506288863, 2.2217245506456895, 1.147363,
-        26.26225160110723, 81.04135659361265,
-        1.3256149092319998, 23.62218403514688,
-    ),
-    euclidean=(
-        -5.922412546512467, 2.2306552793788903, 18.826448,
-        24.24534043569188, 53.59440633088357,
-        2.4321858952665205, 24.000007447174763,
-    ),
-    euclidean_l2=(
-        -6.561644724339029, 3.215600266169891, 1.514835,
-        22.25500614635702, 72.39437183443313,
-        3.4024932531839815, 19.531386697831906,
-    ),
-    angular=(
-        -5.575609473928204, 0.421773496308517, 0.547079,
-        17.074673595288292, 37.48563531943993,
-        6.732498767352633, 16.40044990637247,
-    ),
-)
+#: deepface's published thresholds, confidence model and value range for SFace
+PUBLISHED = deepface_published("SFace")
 
 
 class SFaceConfig(WeightsFileConfig):
@@ -89,7 +67,7 @@ class SFaceRecognizer(Recognizer):
     config_class = SFaceConfig
     input_size = INPUT_SIZE
     embedding_size = EMBEDDING_SIZE
-    thresholds = THRESHOLDS
+    thresholds = PUBLISHED.thresholds
     config: SFaceConfig
 
     def __init__(self, config: SFaceConfig | None = None, *, weights: Any = None) -> None:
@@ -151,5 +129,5 @@ def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
         weights=(SFACE_WEIGHTS,),
         requires=("cv2",),
         extra="opencv",
-        confidence=CONFIDENCE,
+        published=PUBLISHED,
     ))

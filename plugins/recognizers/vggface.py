@@ -13,7 +13,8 @@ import numpy as np
 
 from facepipe import hookimpl
 from facepipe.engines.keras_recognizer import KerasRecognizer, KerasRecognizerConfig
-from facepipe.plugins.recognizers._spec import deepface_confidence, keras_recognizer_spec
+from facepipe.plugins.recognizers._deepface_published import deepface_published
+from facepipe.plugins.recognizers._spec import keras_recognizer_spec
 from facepipe.specs import WeightFile
 
 _DM = "https://github.com/serengil/deepface_models/releases/download/v1.0/"
@@ -40,33 +41,8 @@ def l2_normalize_rows(x: np.ndarray) -> np.ndarray:
     return (x / (norm + L2_EPSILON)).astype(np.float32, copy=False)
 
 
-#: deepface's pre-tuned "same person" thresholds per metric (fact sheet §6.1)
-THRESHOLDS: dict[str, float] = {"cosine": 0.68, "euclidean": 1.17, "euclidean_l2": 1.17, "angular": 0.39}
-#: deepface's distance-to-confidence parameters per metric (fact sheet §6.2)
-CONFIDENCE = deepface_confidence(
-    cosine=(
-        -6.61254026479904, 3.145549102667549, 0.979183,
-        20.787978733113846, 88.28484099529868,
-        3.457832575746455, 20.556681914175016,
-    ),
-    euclidean=(
-        -6.505124425537925, 3.8912125488666436, 1.399416,
-        17.794898757517597, 76.47012030708339,
-        6.82484246933999, 16.443735520230746,
-    ),
-    euclidean_l2=(
-        -6.505124425537925, 3.8912125488666436, 1.399416,
-        17.794898757517597, 76.47012030708339,
-        6.82484246933999, 16.443735520230746,
-    ),
-    angular=(
-        -5.035753663256314, 0.2961597285248822, 0.493373,
-        16.624506551373642, 34.230717614698825,
-        10.080199045102233, 15.49607745347531,
-    ),
-)
-#: deepface's embedding value range for min-max normalisation (fact sheet §2.3)
-VALUE_RANGE: tuple[float, float] = (0.0, 0.27054874177488775)
+#: deepface's published thresholds, confidence model and value range for VGG-Face
+PUBLISHED = deepface_published("VGG-Face")
 
 
 class VGGFaceConfig(KerasRecognizerConfig):
@@ -82,7 +58,7 @@ class VGGFaceRecognizer(KerasRecognizer):
     onnx_optimization = "extended"  # see facepipe.engines.onnx_runtime: 580 MB of weights
     input_size = INPUT_SIZE
     embedding_size = EMBEDDING_SIZE
-    thresholds = THRESHOLDS
+    thresholds = PUBLISHED.thresholds
 
     def build_model(self) -> Any:
         from facepipe.engines.vgg_face import build_vgg_face_classifier
@@ -122,6 +98,5 @@ def facepipe_register_recognizers(register):  # type: ignore[no-untyped-def]
         aliases=("vggface", "vgg_face"),
         description="VGG-16 face descriptor (fc7), Keras 3, 224x224 input, L2-normalised 4096-d embeddings",
         license="CC BY-NC 4.0 (VGG-Face weights, Oxford VGG; non-commercial)",
-        confidence=CONFIDENCE,
-        value_range=VALUE_RANGE,
+        published=PUBLISHED,
     ))
