@@ -93,8 +93,9 @@ class PluginSpec:
 class DetectorSpec(PluginSpec):
     """A face detector's record.
 
-    ``provides_eyes``: the detector returns eye landmarks itself (else the pipeline may locate
-    the eyes with an installed eye locator before aligning).  ``finds_faces`` is False for a
+    ``provides_eyes``: the detector returns eye landmarks itself (shown to users; whatever it says,
+    a face that comes without eyes gets them from an installed eye locator before aligning, unless
+    this detector offers the locator itself).  ``finds_faces`` is False for a
     pass-through "detector" that hands back the whole image (no padding, no alignment, faces not
     marked as detected).  ``eye_locator`` is a ``"module:function"`` this plugin offers to the
     pipeline for detectors without eyes: ``function(image, (x, y, w, h)) -> (left_eye, right_eye)``.

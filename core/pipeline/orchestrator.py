@@ -211,7 +211,9 @@ class Pipeline:
         spec = self.detector_spec
         finds_faces = getattr(spec, "finds_faces", True)
         detections = self._detect(images, pad=cfg.pad_before_detect and align and finds_faces)
-        use_fallback = align and cfg.eye_fallback and finds_faces and not getattr(spec, "provides_eyes", True)
+        # Faces that come without eyes borrow an eye locator, unless this detector is one itself (it
+        # already looked) — so a third-party detector that only sometimes gives eyes still aligns.
+        use_fallback = align and cfg.eye_fallback and finds_faces and not getattr(spec, "eye_locator", None)
         results: list[list[Face]] = []
         for index, ((image, name), found) in enumerate(zip(loaded, detections)):
             if limit is not None and len(found) > limit:
