@@ -146,7 +146,8 @@ def keras_predict(model: Any, batch: np.ndarray, batch_size: int = 32, device: s
     x = np.ascontiguousarray(batch, dtype=np.float32)
     expected = tuple(model.input_shape[1:])
     if x.ndim != len(expected) + 1 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:])):
-        raise InputShapeError(f"model {model.name} expects input (N, {', '.join(map(str, expected))}) but got {x.shape}")
+        raise InputShapeError(
+            f"model {model.name} expects input (N, {', '.join(map(str, expected))}) but got {x.shape}")
     fn = compiled_predict_fn(model)
     step = max(int(batch_size), 1)
     outs = []

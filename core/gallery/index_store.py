@@ -20,7 +20,8 @@ Every row carries a CRC-32 of its values, checked when it is read, so damage ins
 SQLite itself cannot notice is still detected: damaged data is never used, it raises
 :class:`~facepipe.errors.IndexCorruptError` and the caller rebuilds the index.
 
-Readers and writers hold a lock on ``<key>.lock`` (see :class:`IndexLock`).  Writes happen in SQLite transactions, so a crash leaves the last committed state.
+Readers and writers hold a lock on ``<key>.lock`` (see :class:`IndexLock`).  Writes happen in SQLite
+transactions, so a crash leaves the last committed state.
 """
 
 from __future__ import annotations

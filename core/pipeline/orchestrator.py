@@ -14,7 +14,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from facepipe.pipeline.align import FacialArea, crop_face, pad_for_detection, scale_face, shift_face, shrink_for_detection
+from facepipe.pipeline.align import (
+    FacialArea,
+    crop_face,
+    pad_for_detection,
+    scale_face,
+    shift_face,
+    shrink_for_detection,
+)
 from facepipe.pipeline.config import PipelineConfig, check_analyzer_action, parse_config, resolve_config
 from facepipe.errors import (
     ConfigError,

@@ -51,7 +51,8 @@ class MTCNNConfig(PluginConfig):
     thresholds: tuple[float, float, float] = Field(
         (0.6, 0.7, 0.8), description="score thresholds of the P-, R- and O-Net stages")
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="drop faces scoring below this")
-    device: DeviceName = Field("cpu", description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = TensorFlow's choice")
+    device: DeviceName = Field(
+        "cpu", description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = TensorFlow's choice")
     batch_size: int = Field(8, ge=1, description="images of one shape stacked per package call")
     round_coordinates: bool = Field(True, description="round box and landmarks to whole pixels "
                                                       "(the package's JSON output, and deepface, do)")

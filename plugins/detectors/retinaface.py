@@ -90,7 +90,8 @@ class RetinaFaceConfig(WeightsFileConfig):
     )
     target_size: int = Field(1024, ge=32, description="short side the image is scaled to (see allow_upscaling)")
     max_size: int = Field(1980, ge=32, description="the long side never exceeds this after scaling")
-    device: DeviceName = Field(None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = backend default")
+    device: DeviceName = Field(
+        None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = backend default")
 
 
 

@@ -99,7 +99,8 @@ class YoloConfig(WeightsFileConfig):
         0.0, ge=0.0, le=1.0,
         description="keypoints whose visibility score is below this are reported as missing "
         "(0: keep all, as deepface)")
-    device: DeviceName = Field(None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None: ultralytics' choice")
+    device: DeviceName = Field(
+        None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None: ultralytics' choice")
 
 
 

@@ -17,10 +17,11 @@ PLUGINS = REPO / "plugins"
 
 # Lowest first.  A module may import modules of its own layer and of the layers before it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("records", ("facepipe.errors", "facepipe.specs", "facepipe.plugin_config", "facepipe.hookspecs", "facepipe.files", "facepipe.devices")),
+    ("records", ("facepipe.errors", "facepipe.specs", "facepipe.plugin_config", "facepipe.hookspecs", "facepipe.files",
+                 "facepipe.devices")),
     ("weights", ("facepipe.weights",)),
-    ("kernel", ("facepipe.types", "facepipe.preprocess", "facepipe.plugin_hygiene", "facepipe.registry", "facepipe.testing",
-                "facepipe.pytest_plugin")),
+    ("kernel", ("facepipe.types", "facepipe.preprocess", "facepipe.plugin_hygiene", "facepipe.registry",
+                "facepipe.testing", "facepipe.pytest_plugin")),
     ("engines", ("facepipe.engines",)),
     ("pipeline", ("facepipe.pipeline",)),
     ("gallery", ("facepipe.gallery",)),
@@ -56,7 +57,8 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             if base.startswith("facepipe"):
                 for alias in node.names:
                     found.add(f"{base}.{alias.name}" if _is_module(f"{base}.{alias.name}") else base)
@@ -167,5 +169,6 @@ def test_plugin_families_are_independent(family: str) -> None:
             if target.startswith("facepipe.plugins.") and not target.startswith(f"facepipe.plugins.{family}"):
                 offenders.append(f"{module_name(path)} imports {target}")
             elif target.startswith(("facepipe.pipeline", "facepipe.gallery", "facepipe.apps", "facepipe.functions")):
-                offenders.append(f"{module_name(path)} imports {target} (plugins stand on the kernel, engines, weights)")
+                offenders.append(
+                    f"{module_name(path)} imports {target} (plugins stand on the kernel, engines, weights)")
     assert not offenders, "\n".join(offenders)

@@ -32,7 +32,8 @@ def test_plugins_json_loads_no_ml_runtime() -> None:
 
 def test_config_schema_and_validation_load_no_ml_runtime() -> None:
     code = (
-        "from facepipe import Pipeline, default_registry\nfrom facepipe.pipeline.config import parse_config, resolve_config\n"
+        "from facepipe import Pipeline, default_registry\n"
+        "from facepipe.pipeline.config import parse_config, resolve_config\n"
         "cfg = parse_config({'detector': 'opencv', 'recognizer': 'Dlib', 'metric': 'cosine'})\n"
         "resolve_config(cfg, default_registry())\n"
         "from facepipe.pipeline.config import config_schema\nconfig_schema()"

@@ -42,8 +42,8 @@ def _registry() -> Any:
     registry = hermetic_registry()
     registry.add(DetectorSpec(name="eyeless", factory=f"{__name__}:EyelessDetector", config=BlobDetectorConfig,
                               provides_eyes=False))
-    registry.add(DetectorSpec(name="whole", factory=f"{__name__}:EyelessDetector", config=BlobDetectorConfig, finds_faces=False,
-                              provides_eyes=False))
+    registry.add(DetectorSpec(name="whole", factory=f"{__name__}:EyelessDetector", config=BlobDetectorConfig,
+                              finds_faces=False, provides_eyes=False))
     registry.add(DetectorSpec(name="locator", factory="nowhere:Nothing", eye_locator=f"{__name__}:fake_eyes"))
     registry.add(AnalyzerSpec(name="ager", factory=f"{__name__}:AgeOnly", actions=("age",)))
     return registry
