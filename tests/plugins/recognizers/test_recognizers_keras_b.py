@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.extras import need
-from tests.helpers.paths import MANIFESTS, parity_npz
+from tests.helpers.paths import MANIFESTS, REFERENCE, parity_npz
 keras = need("keras")
 need("h5py")
 
@@ -35,11 +35,8 @@ from facepipe.registry import PluginRegistry  # noqa: E402
 from facepipe.weights import WeightsManager  # noqa: E402
 
 
-DEEPFACE_THRESHOLDS = {  # fact sheet §6.1
-    "VGG-Face": {"cosine": 0.68, "euclidean": 1.17, "euclidean_l2": 1.17, "angular": 0.39},
-    "DeepFace": {"cosine": 0.23, "euclidean": 64, "euclidean_l2": 0.64, "angular": 0.12},
-    "GhostFaceNet": {"cosine": 0.65, "euclidean": 35.71, "euclidean_l2": 1.10, "angular": 0.38},
-}
+# deepface's published thresholds (fact sheet §6.1), shared with tests/pipeline/test_thresholds.py
+DEEPFACE_THRESHOLDS = json.loads((REFERENCE / "deepface-decision.json").read_text(encoding="utf-8"))["thresholds"]
 
 
 # ------------------------------------------------------------------------------------- helpers
