@@ -3,7 +3,9 @@
 Stdlib only at module level: the deepface side re-runs the benchmark scripts in another
 interpreter (deepface's own virtual environment), which must not need facepipe's runtime.
 
-* locations of the shared data (photos, weights manifests, synthetic-weights tool);
+* where the data is (as in ``tests/helpers/paths.py``): the weights manifests, the parity
+  JSON/CSV and the synthetic-weights writer live in the repository under ``tests/``; the dataset
+  photos come from ``$FACEPIPE_DATA`` (default ``../shared/data/deepface-dataset``);
 * :func:`synthetic_weights` - deepface-format synthetic ``.h5`` files, written once into a cache
   (the same recipe and cache as ``tests/conftest.py``);
 * :func:`link_weights` - a weights folder of symbolic links (facepipe's ``$FACEPIPE_HOME/weights``
@@ -30,10 +32,18 @@ from typing import Any, Callable, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SHARED = Path(os.environ.get("FACEPIPE_SHARED", REPO.parent / "shared"))
-DATASET = SHARED / "data" / "deepface-dataset"
-MANIFESTS = SHARED / "reference" / "weights-manifest"
-MAKE_SYNTHETIC = SHARED / "tools" / "make_synthetic_weights.py"
+
+
+def _folder_from_env(variable: str, default: Path) -> Path:
+    # An empty value counts as unset, as in tests/helpers/paths.py.
+    value = os.environ.get(variable, "").strip()
+    return Path(value).expanduser() if value else default
+
+
+DATASET = _folder_from_env("FACEPIPE_DATA", REPO.parent / "shared" / "data" / "deepface-dataset")
+PARITY_REFERENCE = REPO / "tests" / "reference" / "parity"
+MANIFESTS = REPO / "tests" / "reference" / "weights-manifest"
+MAKE_SYNTHETIC = REPO / "tests" / "tools" / "make_synthetic_weights.py"
 # Same cache as the tests: synthetic files are byte-identical for a (model, seed).
 SYNTHETIC_CACHE = Path(os.environ.get("FACEPIPE_TEST_CACHE", REPO / ".cache" / "synthetic"))
 BENCH_CACHE = REPO / ".cache" / "bench"

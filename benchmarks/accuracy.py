@@ -9,7 +9,7 @@ times.  ``--spot-check N`` re-runs ``Pipeline.verify`` on N pairs to show the tw
 The decision threshold is deepface's pre-tuned Dlib value for the metric (cosine 0.07,
 euclidean 0.6, euclidean_l2 0.4, angular 0.12), and the table shows, per detector, metric and
 configuration, facepipe's accuracy / TPR / TNR beside deepface 0.0.103's on the same pairs
-(``shared/reference/parity/dlib_summary.json``), and how far facepipe's per-pair distances are
+(``tests/reference/parity/dlib_summary.json``), and how far facepipe's per-pair distances are
 from deepface's (``dlib_master_pairs.csv``): max and median |delta|, and how many pairs differ by
 more than 0.02.
 
@@ -45,10 +45,10 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import DATASET as DEFAULT_DATASET, PARITY_REFERENCE as DEFAULT_REFERENCE  # noqa: E402
+
 HERE = Path(__file__).resolve()
-SHARED = Path(os.environ.get("FACEPIPE_SHARED", HERE.parents[2] / "shared"))
-DEFAULT_DATASET = SHARED / "data" / "deepface-dataset"
-DEFAULT_REFERENCE = SHARED / "reference" / "parity"
 DEFAULT_DETECTORS = ("opencv", "mtcnn", "dlib", "centerface")
 METRICS = ("cosine", "euclidean", "euclidean_l2", "angular")
 TOLERANCE = 0.02  # the issue's bound on |facepipe - deepface| per pair

@@ -4,7 +4,7 @@ deepface pads every photo by half its size on each side before detecting when ``
 the pixels), so rotation never runs out of image. facepipe detects on the original photo and
 rotates only a small context patch per face. This script measures, per detector, the median time
 of ``Pipeline.faces`` per photo both ways, and how close the boxes are to deepface's own
-(``shared/reference/parity/end_to_end.json``, ``extract_faces`` with align=True):
+(``tests/reference/parity/end_to_end.json``, ``extract_faces`` with align=True):
 
     python benchmarks/alignment.py [--detectors opencv mtcnn] [--photos 20]
 
@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-DATASET = SHARED / "data" / "deepface-dataset"
-REFERENCE = SHARED / "reference" / "parity" / "end_to_end.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import DATASET, PARITY_REFERENCE  # noqa: E402
+
+REFERENCE = PARITY_REFERENCE / "end_to_end.json"
 
 
 def iou(a: dict, b: dict) -> float:

