@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,9 +32,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tests.helpers.paths import REPO
+
 METRIC_NAMES = ["cosine", "euclidean", "euclidean_l2", "angular"]
-FACT_SHEET = Path(os.environ.get("FACEPIPE_SHARED", Path(__file__).resolve().parents[2] / "shared")) \
-    / "reference" / "deepface-facts.md"
+FACT_SHEET = REPO.parent / "shared" / "reference" / "deepface-facts.md"  # as in test_thresholds.py
 
 
 def fact_sheet_lines() -> list[str]:

@@ -607,7 +607,7 @@ def test_invalid_names_are_rejected(make_manager: Any) -> None:
         make_manager(offline=True).path(WeightFile(name="../escape.bin"))
 
 
-def test_iter_weight_files() -> None:
+def test_registry_weight_files() -> None:
     a = WeightFile(name="a.bin")
     b = WeightFile(name="b.bin")
     registry = PluginRegistry(autoload=False)
