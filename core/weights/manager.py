@@ -55,7 +55,7 @@ from typing import IO, Any
 
 from facepipe.errors import ChecksumMismatchError, OfflineError, WeightsError
 from facepipe.files import atomic_path, atomic_write_text, file_lock, sha256_file
-from facepipe.specs import PackageFile, PluginSpec, WeightFile
+from facepipe.specs import PackageFile, WeightFile
 
 log = logging.getLogger("facepipe.weights")
 

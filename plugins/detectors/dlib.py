@@ -17,7 +17,6 @@ points in image coordinates), for recognizers that align with dlib's own chip ex
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ from pydantic import Field
 from facepipe import hookimpl
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
-from facepipe.types import DetectedFace, Detector, PluginConfig
+from facepipe.types import DetectedFace, Detector
 
 _SP5_SHA = "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"
 

@@ -28,7 +28,7 @@ from facepipe import hookimpl
 from facepipe.errors import WeightsError
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, PackageFile, WeightFile
-from facepipe.types import DetectedFace, Detector, PluginConfig
+from facepipe.types import DetectedFace, Detector
 
 # MediaPipe's asset bucket (what its build downloads), then the repository copy of 0.8.9, the last
 # tag that kept the models in git.

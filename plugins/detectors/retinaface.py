@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from facepipe import hookimpl
 from facepipe.devices import DeviceName
@@ -53,7 +53,7 @@ from facepipe.errors import WeightsError
 from facepipe.engines.keras_runner import KerasModelMixin, device_scope
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
-from facepipe.types import DetectedFace, Detector, PluginConfig
+from facepipe.types import DetectedFace, Detector
 
 RETINAFACE_WEIGHTS = WeightFile(
     name="retinaface.h5",

@@ -23,7 +23,7 @@ from facepipe import hookimpl
 from facepipe.errors import WeightsError
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
-from facepipe.types import DetectedFace, Detector, PluginConfig
+from facepipe.types import DetectedFace, Detector
 
 PROTOTXT = WeightFile(
     name="deploy.prototxt",

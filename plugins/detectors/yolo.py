@@ -29,14 +29,14 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, create_model, field_validator
+from pydantic import Field, create_model
 
 from facepipe import hookimpl
 from facepipe.devices import DeviceName, torch_device
 from facepipe.errors import PluginUnavailableError, WeightsError
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
-from facepipe.types import DetectedFace, Detector, PluginConfig
+from facepipe.types import DetectedFace, Detector
 
 _YAPALAB = "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/{}"
 _AKANAMETOV = "https://github.com/akanametov/yolo-face/releases/download/1.0.0/{}"

@@ -19,7 +19,7 @@ from facepipe import hookimpl
 from facepipe.errors import WeightsError
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
-from facepipe.types import DetectedFace, Detector, PluginConfig
+from facepipe.types import DetectedFace, Detector
 
 YUNET_WEIGHTS = WeightFile(
     name="face_detection_yunet_2023mar.onnx",

@@ -7,7 +7,6 @@ that package (its ``__init__`` needs ``pkg_resources``, gone from current setupt
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,7 +17,7 @@ from facepipe.plugins.recognizers._deepface_published import deepface_published
 from facepipe.plugins.recognizers._spec import recognizer_spec
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import PackageFile, WeightFile
-from facepipe.types import PluginConfig, Recognizer
+from facepipe.types import Recognizer
 
 RESNET_WEIGHTS = WeightFile(
     name="dlib_face_recognition_resnet_model_v1.dat",

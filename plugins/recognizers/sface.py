@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from pydantic import Field, field_validator
 
 from facepipe import hookimpl
 from facepipe.errors import InputShapeError, WeightsError
@@ -21,7 +20,7 @@ from facepipe.plugins.recognizers._deepface_published import deepface_published
 from facepipe.plugins.recognizers._spec import recognizer_spec
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import WeightFile
-from facepipe.types import PluginConfig, Recognizer
+from facepipe.types import Recognizer
 
 SFACE_WEIGHTS = WeightFile(
     name="face_recognition_sface_2021dec.onnx",
