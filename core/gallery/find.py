@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import stat
-import sys
 import threading
 import time
 import weakref
@@ -40,7 +39,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -53,6 +52,7 @@ from facepipe.errors import (
     PathNotFoundError,
 )
 from facepipe.files import sha256_file
+from facepipe.progress import Progress, ProgressArg
 from facepipe.gallery.index_store import (
     ContentRow,
     FaceRow,
@@ -94,7 +94,6 @@ def _neutral(field_name: str) -> bool:
     # folders (caches and the like) change where files live, not what comes out
     return field_name in _NEUTRAL_FIELDS or field_name.endswith("_dir")
 
-ProgressArg = bool | Callable[[int, int], None] | None
 
 
 # ----------------------------------------------------------------------------------- results
@@ -472,8 +471,8 @@ class FaceIndex:
     # --------------------------------------------------------------------------- refresh
     def refresh(self, progress: ProgressArg = None) -> RefreshStats:
         """Bring the index up to date with the folder: embed new and changed files, drop removed
-        ones.  ``progress``: None = a tqdm bar when stderr is a terminal, True/False, or a
-        callable ``(done, total)`` called after each chunk."""
+        ones.  ``progress``: None = decided by :func:`facepipe.progress.show_progress` (a bar on a
+        terminal), True/False, or a callable ``(done, total)`` called after each chunk."""
         with self._mutex, self._flock.hold(exclusive=True):
             return self._refresh_locked(progress, rebuild_if=None)
 
@@ -557,13 +556,8 @@ class FaceIndex:
         if not work:
             return 0, 0, 0
         total = sum(len(w.files) for w in work)
-        bar = None
-        if progress is None or progress is True:
-            from tqdm import tqdm
-
-            show = progress is True or (progress is None and sys.stderr.isatty())
-            bar = tqdm(total=total, desc="Indexing faces", unit="file", disable=not show)
-        done = embedded = n_faces = errors = 0
+        bar = Progress(total, "Indexing faces", unit="file", progress=progress)
+        embedded = n_faces = errors = 0
         pending = iter(work)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facepipe-index")
         try:
@@ -575,12 +569,10 @@ class FaceIndex:
                 future = pool.submit(self._prepare, pending)
                 e, f, x = self._store_chunk(store, chunk)
                 embedded, n_faces, errors = embedded + e, n_faces + f, errors + x
-                done += sum(len(w.files) for w, _, _ in chunk.items)
-                _report(bar, progress, done, total)
+                bar.advance(sum(len(w.files) for w, _, _ in chunk.items))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            if bar is not None:
-                bar.close()
+            bar.close()
         return embedded, n_faces, errors
 
     def _prepare(self, pending: Iterator[_Work]) -> _Chunk | None:
@@ -771,13 +763,6 @@ def _writable_dir(path: Path) -> bool:
     except OSError:
         return False
     return os.access(path, os.W_OK | os.X_OK)
-
-
-def _report(bar: Any, progress: ProgressArg, done: int, total: int) -> None:
-    if bar is not None:
-        bar.update(done - bar.n)
-    if callable(progress):
-        progress(done, total)
 
 
 def _load(store: IndexStore, key: tuple[Any, ...]) -> _Snapshot:

@@ -27,7 +27,10 @@ Environment:
                              is fetched from ``<prefix>/<name>`` (plus ``.bz2`` / ``.zip`` when
                              the weight is declared compressed)
 ``FACEPIPE_DOWNLOAD_TIMEOUT`` socket timeout in seconds (default 60)
-``FACEPIPE_DOWNLOAD_RETRIES`` attempts without progress allowed per URL after the first (default 4)
+``FACEPIPE_DOWNLOAD_RETRIES`` attempts without progress allowed per URL after the first (default 4);
+                             a host name that does not resolve (no network, DNS) is not retried
+``FACEPIPE_PROGRESS``        download bars: ``1`` always, ``0`` never, unset: on a terminal
+                             (see :mod:`facepipe.progress`)
 ``DEEPFACE_HOME``            deepface's cache root (default: the home folder)
 """
 
@@ -41,8 +44,8 @@ import importlib.util
 import json
 import logging
 import os
+import socket
 import stat
-import sys
 import threading
 import time
 import urllib.error
@@ -55,6 +58,7 @@ from typing import IO, Any
 
 from facepipe.errors import ChecksumMismatchError, OfflineError, WeightsError
 from facepipe.files import atomic_path, atomic_write_text, file_lock, sha256_file
+from facepipe.progress import Progress, show_progress
 from facepipe.specs import PackageFile, WeightFile
 
 log = logging.getLogger("facepipe.weights")
@@ -129,7 +133,7 @@ class WeightsManager:
     ``home`` defaults to :func:`facepipe_home`; ``offline`` to ``FACEPIPE_OFFLINE``.  Download knobs:
     ``timeout`` (seconds per socket operation), ``retries`` (attempts per URL that make no progress,
     after the first), ``backoff`` (first delay in seconds, doubled each time, capped at 30 s),
-    ``progress`` (tqdm bar; default: only when stderr is a terminal), ``mirrors`` (URL prefixes
+    ``progress`` (tqdm bar; default: :func:`facepipe.progress.show_progress`), ``mirrors`` (URL prefixes
     tried first; default ``FACEPIPE_WEIGHTS_MIRROR``) and ``deepface_home``.
     """
 
@@ -408,7 +412,9 @@ class WeightsManager:
             raise WeightsError(
                 f"could not download the weight file {wf.name}: " + "; ".join(errors)
                 + f". Fetch it yourself and put it at {target}"
-                + (f" (sha256 {wf.sha256})" if wf.sha256 else "") + "."
+                + (f" (sha256 {wf.sha256})" if wf.sha256 else "")
+                + "; on a machine without network, set FACEPIPE_OFFLINE=1 to fail at once with "
+                "where each missing file goes."
             )
 
     @staticmethod
@@ -474,6 +480,8 @@ class WeightsManager:
                     raise _Retry(f"HTTP {exc.code} {exc.reason}") from None
                 raise _NextSource(f"HTTP {exc.code} {exc.reason}") from None
         except (OSError, http.client.HTTPException) as exc:
+            if _unresolvable(exc):  # no DNS answer will come by waiting: go on to the next source at once
+                raise _NextSource(f"the host name does not resolve ({_reason(exc)}); no network?") from None
             raise _Retry(f"{type(exc).__name__}: {_reason(exc)}") from None
 
         with contextlib.closing(response):
@@ -509,13 +517,8 @@ class WeightsManager:
 
     def _copy(self, response: IO[bytes], part: Path, mode: str, offset: int, total: int | None,
               name: str) -> int:
-        bar = None
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
-        if show:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                       desc=name, leave=False)
+        bar = Progress(total, name, unit="B", progress=self.progress, leave=False, initial=offset,
+                       unit_scale=True, unit_divisor=1024)
         got = 0
         try:
             with open(part, mode) as out:
@@ -528,11 +531,9 @@ class WeightsManager:
                         break
                     out.write(chunk)
                     got += len(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
+                    bar.advance(len(chunk))
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         return got
 
     def _download_gdrive(self, url: str, part: Path) -> None:
@@ -542,7 +543,7 @@ class WeightsManager:
             raise _NextSource("Google Drive links need the gdown package (pip install gdown)") from None
         self._clean(part)
         try:
-            result = gdown.download(url, output=str(part), quiet=not sys.stderr.isatty())
+            result = gdown.download(url, output=str(part), quiet=not show_progress(self.progress))
         except Exception as exc:  # noqa: BLE001 - gdown raises its own types for quota / permission problems
             self._clean(part)
             raise _NextSource(f"gdown failed: {exc}") from None
@@ -605,6 +606,12 @@ class WeightsManager:
 def _reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     return str(reason if reason is not None else exc) or type(exc).__name__
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    """Whether ``exc`` (possibly a URLError wrapping it) says the host name did not resolve."""
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, socket.gaierror) or isinstance(reason, socket.gaierror)
 
 
 def _content_range(value: str | None) -> tuple[int, int | None]:

@@ -18,7 +18,7 @@ PLUGINS = REPO / "plugins"
 # Lowest first.  A module may import modules of its own layer and of the layers before it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("facepipe.errors", "facepipe.specs", "facepipe.plugin_config", "facepipe.hookspecs", "facepipe.files",
-                 "facepipe.devices")),
+                 "facepipe.devices", "facepipe.progress")),
     ("weights", ("facepipe.weights",)),
     ("kernel", ("facepipe.types", "facepipe.preprocess", "facepipe.plugin_hygiene", "facepipe.registry",
                 "facepipe.testing", "facepipe.pytest_plugin")),
