@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
-from keras import ops
+from facepipe.engines.tf_logging import quiet_tensorflow_logs
+
+quiet_tensorflow_logs()  # before this module's own (first) import of keras
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
 
 
 def _pair(value: int | tuple[int, int] | list[int], what: str) -> tuple[int, int]:

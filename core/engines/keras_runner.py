@@ -24,6 +24,7 @@ from pydantic import Field
 
 from facepipe.devices import DeviceName, keras_device
 from facepipe.engines.onnx_runtime import OnnxRunner, Optimization
+from facepipe.engines.tf_logging import quiet_tensorflow_logs
 from facepipe.errors import ConfigError, InputShapeError, WeightsError
 from facepipe.plugin_config import PluginConfig, WeightsFileConfig
 from facepipe.specs import WeightFile
@@ -57,6 +58,7 @@ class KerasModelConfig(WeightsFileConfig):
 # --------------------------------------------------------------------------------------------
 
 def _backend() -> str:
+    quiet_tensorflow_logs()
     import keras
 
     return keras.backend.backend()
@@ -66,6 +68,7 @@ def device_scope(device: str | None) -> Any:
     """``keras.device(device)`` (name spelled for the backend) or a no-op context for None."""
     if not device:
         return contextlib.nullcontext()
+    quiet_tensorflow_logs()
     import keras
 
     backend = _backend()
@@ -225,6 +228,7 @@ class KerasModelMixin:
 
     def _build_and_load(self) -> Any:
         path = self._existing_weights()
+        quiet_tensorflow_logs()  # build_model() is where a plugin first imports keras
         with device_scope(getattr(self.config, "device", None)):  # type: ignore[attr-defined]
             model = self.build_model()
             self.load_weights(model, path)
