@@ -1,4 +1,4 @@
-"""The wheel holds every module of ``core/`` and ``plugins/``.
+"""The wheel holds every module of ``core/`` and ``plugins/``, and the web page's static files.
 
 pyproject.toml lists the packages by hand (``package-dir`` maps two source roots, which makes
 setuptools' discovery awkward), so a new sub-package could be left out of the wheel while every
@@ -18,6 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE_ROOTS = {"core": "facepipe", "plugins": "facepipe.plugins"}
+#: Folders of non-Python files the package needs at run time ([tool.setuptools.package-data]).
+DATA_FOLDERS = ("core/apps/static",)
 
 
 def _pyproject() -> dict[str, Any]:
@@ -30,6 +32,10 @@ def _pyproject() -> dict[str, Any]:
 
 def _python_files() -> list[Path]:
     return sorted(p for root in SOURCE_ROOTS for p in (REPO / root).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _data_files() -> list[Path]:
+    return sorted(p for folder in DATA_FOLDERS for p in (REPO / folder).rglob("*") if p.is_file())
 
 
 def _package_of(folder: Path) -> str:
@@ -86,6 +92,10 @@ def test_built_wheel_holds_every_module(tmp_path: Path) -> None:
         inside = set(archive.namelist())
     missing = sorted(str(p.relative_to(REPO)) for p in _python_files() if _wheel_path(p) not in inside)
     assert missing == [], "not in the wheel: " + ", ".join(missing)
+    data = _data_files()
+    assert any(p.name == "index.html" for p in data), "the web page's files are not where DATA_FOLDERS says"
+    missing_data = sorted(str(p.relative_to(REPO)) for p in data if _wheel_path(p) not in inside)
+    assert missing_data == [], "add to [tool.setuptools.package-data]: " + ", ".join(missing_data)
     entry_points = next(n for n in inside if n.endswith(".dist-info/entry_points.txt"))
     with zipfile.ZipFile(wheel) as archive:
         assert "[facepipe]" in archive.read(entry_points).decode()
