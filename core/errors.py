@@ -107,6 +107,10 @@ class OfflineError(WeightsError):
     """Offline mode is on and a file is missing; the message says where to put it."""
 
 
+class ExtraNotInstalledError(FacepipeError):
+    """An optional feature needs a package that is not installed; the message names the pip command."""
+
+
 class UnimplementedError(FacepipeError):
     """A requested option does not exist (deepface name kept for compatibility)."""
 

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any, Sequence
 
+from facepipe.apps import evaluate
 from facepipe.errors import FacepipeError
 
 
@@ -248,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_pipeline_options(p)
     p.set_defaults(func=cmd_calibrate)
+
+    evaluate.add_parser(sub)  # facepipe evaluate: its options and command live in facepipe.apps.evaluate
 
     p = sub.add_parser("serve", help="run the REST service (needs facepipe[service])")
     p.add_argument("--config", help="pipeline config file")
