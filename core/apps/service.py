@@ -1,9 +1,13 @@
-"""The REST service (FastAPI): verify, represent, analyze, extract_faces, plugins.
+"""The REST service (FastAPI): verify, represent, analyze, extract_faces, plugins, health.
 
 Input policy: images arrive as multipart uploads or base64 strings (data URIs allowed) — never
 as server-side paths, never as URLs.  Size and pixel limits are checked before decoding.  When the
 service listens on a non-loopback address a bearer token is required (compared in constant
-time).  Errors are JSON with a status code that says what kind of problem it was.
+time).  Every answer other than 2xx is JSON ``{"error": <type>, "detail": <message>}``; nothing a
+client sends gets a 5xx (see :mod:`facepipe.apps.service_errors`).  Model work runs on a bounded
+pool (:mod:`facepipe.apps.service_pool`): 503 with ``Retry-After`` when it is full, 504 past the
+request timeout.  Request and response models (:mod:`facepipe.apps.service_models`) make the
+OpenAPI schema at ``/openapi.json``, so ``/docs`` can try every call.
 
 Run it with ``facepipe serve`` (needs ``pip install 'facepipe[service]'``).  This module imports
 FastAPI at the top: only the service imports it.
@@ -11,191 +15,228 @@ FastAPI at the top: only the service imports it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import os
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-from facepipe.errors import (
-    ConfigError,
-    DimensionMismatchError,
-    FaceNotDetectedError,
-    FacepipeError,
-    ImageDecodeError,
-    ImageTooLargeError,
-    ImageTypeError,
-    PluginError,
+from facepipe.apps import service_models as m
+from facepipe.apps.service_errors import (
+    InvalidFieldError,
+    UnauthorizedError,
+    install_error_handlers,
+    status_for,
 )
-from facepipe.pipeline.results import Analysis, Face, Representation
+from facepipe.apps.service_input import SERVICE_MAX_BYTES, SERVICE_MAX_PIXELS, read_request
+from facepipe.apps.service_pool import DEFAULT_TIMEOUT_S, WorkerPool
+from facepipe.errors import ConfigError
 
-#: Limits for images sent to the service (lower than the library's defaults).
-SERVICE_MAX_BYTES = 15 * 1024 * 1024
-SERVICE_MAX_PIXELS = 40_000_000
+__all__ = ["SERVICE_MAX_BYTES", "SERVICE_MAX_PIXELS", "create_app", "serve"]
 
+_status_for = status_for  # the name older tests and callers use
 
-def _status_for(exc: FacepipeError) -> int:
-    """The 4xx status of a typed error: every FacepipeError is the caller's problem, never a 500."""
-    if isinstance(exc, ImageTooLargeError):
-        return 413
-    if isinstance(exc, (ImageDecodeError, ImageTypeError)):
-        return 415
-    if isinstance(exc, (FaceNotDetectedError, DimensionMismatchError)):
-        return 422
-    if isinstance(exc, (ConfigError, PluginError)):
-        return 400
-    return 400
+#: the largest distance of the bounded built-in metrics (a threshold above it accepts every pair)
+METRIC_MAX_DISTANCE = {"cosine": 2.0, "euclidean_l2": 2.0, "angular": 1.0}
 
+#: the routes, for the ``/api`` index
+ROUTES = {
+    "GET /health": "liveness and the configured models (no token needed)",
+    "GET /api": "this index (no token needed)",
+    "GET /plugins": "installed plugins",
+    "POST /verify": "img1, img2 [, threshold]: are they the same person?",
+    "POST /represent": "img: one embedding per face",
+    "POST /analyze": "img [, actions]: age, gender, emotion, race, ... per face",
+    "POST /extract_faces": "img [, align]: the faces' boxes",
+    "GET /docs": "interactive API documentation (OpenAPI at /openapi.json)",
+}
 
-def decode_image_field(value: Any, field: str) -> np.ndarray:
-    """An uploaded file's bytes or a base64 string → BGR image, with the service's limits."""
-    from facepipe.pipeline.image import ImageLimits, load_image
-
-    limits = ImageLimits(max_bytes=SERVICE_MAX_BYTES, max_pixels=SERVICE_MAX_PIXELS)
-    if isinstance(value, (bytes, bytearray)):
-        data = bytes(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.startswith("data:"):
-            _, _, text = text.partition(",")
-        if len(text) > SERVICE_MAX_BYTES * 4 // 3 + 4:
-            raise ImageTooLargeError(f"{field}: base64 image of {len(text)} chars exceeds {SERVICE_MAX_BYTES} bytes")
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise ImageTypeError(
-                f"{field}: send the image as a multipart upload or as base64 (server-side paths and URLs "
-                "are not accepted)"
-            ) from None
-    else:
-        raise ImageTypeError(f"{field}: expected an uploaded file or a base64 string")
-    return load_image(data, name=field, limits=limits).image
+_IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": m.ErrorResponse, "description": "malformed body (not JSON, not an object, broken form) "
+                                                   "or an option the configuration cannot serve"},
+    401: {"model": m.ErrorResponse, "description": "missing or wrong bearer token"},
+    413: {"model": m.ErrorResponse, "description": "body or image too large"},
+    415: {"model": m.ErrorResponse, "description": "not an image, or a content type other than JSON / form"},
+    422: {"model": m.ErrorResponse, "description": "a field is missing, empty, mistyped or out of range; "
+                                                   "or no face was found"},
+    503: {"model": m.ErrorResponse, "description": "at capacity: retry after the Retry-After header's seconds"},
+    504: {"model": m.ErrorResponse, "description": "the request took longer than the service's timeout"},
+}
 
 
-def create_app(config: Any = None, *, token: str | None = None, registry: Any = None,
-               preload: bool = False) -> Any:
+def _body(json_model: type[BaseModel], form_model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of an image route: the JSON model or the form model."""
+    ref = "#/components/schemas/{}".format
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": ref(json_model.__name__)}},
+        "multipart/form-data": {"schema": {"$ref": ref(form_model.__name__)}},
+    }}}
+
+
+def create_app(config: Any = None, *, token: str | None = None, registry: Any = None, preload: bool = False,
+               workers: int | None = None, queue: int | None = None,
+               timeout_s: float = DEFAULT_TIMEOUT_S) -> FastAPI:
     """Build the FastAPI application around one pipeline (models are built once and shared).
 
     ``preload=True`` loads every configured model before the app is returned, so the first
     request is as fast as the others (and a missing weight file stops the start, not a request).
+    Model work runs on ``workers`` threads (default: one per CPU core) with at most ``queue``
+    requests waiting (default: twice the workers); ``timeout_s`` bounds one request's wait + work.
     """
     from facepipe import __version__
+    from facepipe.pipeline.image import ImageLimits, load_image
     from facepipe.pipeline.orchestrator import Pipeline
 
+    pool = WorkerPool(workers, queue, timeout_s)
     pipeline = Pipeline.from_config(config, registry=registry)
     if preload:
         pipeline.prepare()
     expected = token if token is not None else os.environ.get("FACEPIPE_API_TOKEN") or None
-    app = FastAPI(title="facepipe", version=__version__,
-                  description="Face verification, embeddings and attribute analysis.")
-    app.state.pipeline = pipeline
+    limits = ImageLimits(max_bytes=SERVICE_MAX_BYTES, max_pixels=SERVICE_MAX_PIXELS)
 
-    def authorize(authorization: str | None = Header(default=None)) -> None:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.shutdown()
+
+    app = FastAPI(title="facepipe", version=__version__, lifespan=lifespan,
+                  description="Face verification, embeddings and attribute analysis. Images are sent as "
+                              "base64 strings in JSON or as multipart uploads. Errors are "
+                              '`{"error": type, "detail": message}`.')
+    app.state.pipeline = pipeline
+    app.state.pool = pool
+    install_error_handlers(app)
+    bearer = HTTPBearer(auto_error=False, description="required when the service was started with a token")
+
+    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if expected is None:
             return
-        supplied = (authorization or "").removeprefix("Bearer ").strip()
+        supplied = credentials.credentials if credentials is not None else ""
         if not hmac.compare_digest(supplied.encode(), expected.encode()):
-            raise HTTPException(status_code=401, detail="invalid or missing bearer token")
+            raise UnauthorizedError("invalid or missing bearer token: send the header "
+                                    "'Authorization: Bearer <token>' with the service's token")
 
-    @app.exception_handler(FacepipeError)
-    async def facepipe_error(request: Request, exc: FacepipeError) -> JSONResponse:
-        return JSONResponse(status_code=_status_for(exc), content={"error": type(exc).__name__, "detail": str(exc)})
+    def image(data: bytes, field: str) -> np.ndarray:
+        return load_image(data, name=field, limits=limits).image
 
-    async def read_images(request: Request, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("multipart/form-data"):
-            form = await request.form()
-            raw = {k: (await v.read() if hasattr(v, "read") else v) for k, v in form.items()}
-        else:
-            try:
-                raw = await request.json()
-            except ValueError:
-                raise ImageTypeError("send JSON or multipart/form-data") from None
-            if not isinstance(raw, dict):
-                raise ImageTypeError("the JSON body must be an object")
-        images = {}
-        for name in names:
-            if name not in raw or raw[name] in (None, "", b""):
-                raise ImageTypeError(f"missing image field {name!r}")
-            images[name] = decode_image_field(raw[name], name)
-        options = {k: v for k, v in raw.items() if k not in names}
-        return images, options
+    async def work(fn: Callable[[], Any]) -> Any:
+        return await pool.run(fn)
 
-    def boolean(value: Any, name: str) -> bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-    def optional_number(value: Any, name: str) -> float | None:
-        if value in (None, ""):
-            return None
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be a number, got {value!r}") from None
-
-    def action_list(value: Any) -> list[str] | None:
-        if value in (None, ""):
-            return None
-        if isinstance(value, str):
-            return [a.strip() for a in value.split(",") if a.strip()]
-        if isinstance(value, list) and all(isinstance(a, str) for a in value):
-            return value
-        raise ConfigError(f"actions must be a list of strings or a comma-separated string, got {value!r}")
-
-    @app.get("/")
-    def health() -> dict[str, Any]:
+    def info() -> dict[str, Any]:
         return {"service": "facepipe", "version": __version__, "detector": pipeline.config.detector.name,
-                "recognizer": pipeline.config.recognizer.name, "metric": pipeline.config.metric.name}
+                "recognizer": pipeline.config.recognizer.name, "metric": pipeline.config.metric.name,
+                "pool": {"workers": pool.workers, "queue": pool.queue, "timeout_s": pool.timeout_s,
+                         "busy": pool.busy}}
 
-    @app.get("/plugins", dependencies=[Depends(authorize)])
+    @app.get("/health", response_model=m.ServiceInfo, tags=["service"])
+    def health() -> dict[str, Any]:
+        """Liveness and the configured models; needs no token."""
+        return info()
+
+    @app.get("/api", response_model=m.ApiIndex, tags=["service"])
+    def api_index() -> dict[str, Any]:
+        """The service's info and its routes; needs no token."""
+        return {**info(), "routes": ROUTES, "docs": "/docs"}
+
+    @app.get("/plugins", response_model=list[m.PluginRow], dependencies=[Depends(authorize)], tags=["service"],
+             responses={401: _IMAGE_ERRORS[401]})
     def plugins() -> list[dict[str, Any]]:
+        """The plugins this service's registry knows, with their status."""
         return [row.to_dict() for row in pipeline.registry.plugins()]
 
-    @app.post("/verify", dependencies=[Depends(authorize)])
+    @app.post("/verify", response_model=m.VerifyResponse, dependencies=[Depends(authorize)], tags=["faces"],
+              responses=_IMAGE_ERRORS, response_model_exclude_unset=True, openapi_extra=_body(m.VerifyRequest, m.VerifyForm))
     async def verify(request: Request) -> dict[str, Any]:
-        images, options = await read_images(request, ("img1", "img2"))
-        threshold = optional_number(options.get("threshold"), "threshold")
-        result = await run_in_threadpool(pipeline.verify, images["img1"], images["img2"], threshold=threshold)
-        return result.to_dict()
+        """Do the two images show the same person? The closest pair of their faces decides."""
+        body = await read_request(request, m.VerifyRequest, m.VerifyForm)
+        threshold = body.threshold  # type: ignore[attr-defined]
+        largest = METRIC_MAX_DISTANCE.get(pipeline.metric_name)
+        if threshold is not None and largest is not None and threshold > largest:
+            raise InvalidFieldError(f"threshold: {threshold:g} is out of range: {pipeline.metric_name} distances "
+                                    f"lie in [0, {largest:g}], so send a threshold between 0 and {largest:g}")
 
-    @app.post("/represent", dependencies=[Depends(authorize)])
+        def job() -> dict[str, Any]:
+            img1, img2 = image(body.img1, "img1"), image(body.img2, "img2")  # type: ignore[attr-defined]
+            return pipeline.verify(img1, img2, threshold=threshold).to_dict()
+
+        return await work(job)
+
+    @app.post("/represent", response_model=m.RepresentResponse, dependencies=[Depends(authorize)],
+              tags=["faces"], responses=_IMAGE_ERRORS, response_model_exclude_unset=True, openapi_extra=_body(m.ImageRequest, m.ImageForm))
     async def represent(request: Request) -> dict[str, Any]:
-        images, options = await read_images(request, ("img",))
-        reps = await run_in_threadpool(pipeline.represent, images["img"])
-        return {"results": [r.to_dict() for r in cast(list[Representation], reps)]}
+        """One embedding per face of the image."""
+        body = await read_request(request, m.ImageRequest, m.ImageForm)
 
-    @app.post("/analyze", dependencies=[Depends(authorize)])
+        def job() -> dict[str, Any]:
+            reps = pipeline.represent(image(body.img, "img"))  # type: ignore[attr-defined]
+            return {"results": [r.to_dict() for r in reps]}
+
+        return await work(job)
+
+    @app.post("/analyze", response_model=m.AnalyzeResponse, dependencies=[Depends(authorize)], tags=["faces"],
+              responses=_IMAGE_ERRORS, response_model_exclude_unset=True, openapi_extra=_body(m.AnalyzeRequest, m.AnalyzeForm))
     async def analyze(request: Request) -> dict[str, Any]:
-        images, options = await read_images(request, ("img",))
-        actions = action_list(options.get("actions"))
-        results = await run_in_threadpool(pipeline.analyze, images["img"], actions)
-        return {"results": [r.to_dict() for r in cast(list[Analysis], results)]}
+        """Attributes (age, gender, emotion, race, ...) of every face."""
+        body = await read_request(request, m.AnalyzeRequest, m.AnalyzeForm)
+        actions = body.actions or None  # type: ignore[attr-defined]
+        configured = list(pipeline.config.analyzers)
+        unknown = [a for a in actions or () if a not in configured]
+        if unknown:
+            raise InvalidFieldError(f"actions: no analyzer is configured for {', '.join(map(repr, unknown))}; "
+                                    f"this service offers {', '.join(configured) or 'none'}")
 
-    @app.post("/extract_faces", dependencies=[Depends(authorize)])
+        def job() -> dict[str, Any]:
+            results = pipeline.analyze(image(body.img, "img"), actions)  # type: ignore[attr-defined]
+            return {"results": [r.to_dict() for r in results]}
+
+        return await work(job)
+
+    @app.post("/extract_faces", response_model=m.ExtractFacesResponse, dependencies=[Depends(authorize)],
+              tags=["faces"], responses=_IMAGE_ERRORS, response_model_exclude_unset=True,
+              openapi_extra=_body(m.ExtractFacesRequest, m.ExtractFacesForm))
     async def extract_faces(request: Request) -> dict[str, Any]:
-        images, options = await read_images(request, ("img",))
-        align = boolean(options.get("align", pipeline.config.align), "align")
-        faces = await run_in_threadpool(pipeline.extract_faces, images["img"], align=align)
-        return {"results": [{"facial_area": f.area.to_dict(), "confidence": round(f.confidence, 2)}
-                            for f in cast(list[Face], faces)]}
+        """The faces of the image: boxes, eyes and detection confidence."""
+        body = await read_request(request, m.ExtractFacesRequest, m.ExtractFacesForm)
+        align = pipeline.config.align if body.align is None else body.align  # type: ignore[attr-defined]
 
+        def job() -> dict[str, Any]:
+            faces = pipeline.extract_faces(image(body.img, "img"), align=align)  # type: ignore[attr-defined]
+            return {"results": [{"facial_area": f.area.to_dict(), "confidence": round(f.confidence, 2)}
+                                for f in faces]}
+
+        return await work(job)
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI documents only models it parses itself; the image routes read their bodies by hand
+        # (JSON or form), so their request models are added to the components here.
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            _, defs = models_json_schema([(model, "validation") for model in m.REQUEST_MODELS],
+                                         ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
 def serve(config: Any = None, *, host: str = "127.0.0.1", port: int = 5005, token: str | None = None,
-          preload: bool = False) -> None:
+          preload: bool = False, workers: int | None = None, queue: int | None = None,
+          timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """Run the service with uvicorn. A non-loopback host requires a token."""
     import uvicorn
 
     token = token or os.environ.get("FACEPIPE_API_TOKEN") or None
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise ConfigError(f"listening on {host} needs a bearer token: set FACEPIPE_API_TOKEN or pass --token")
-    uvicorn.run(create_app(config, token=token, preload=preload), host=host, port=port, workers=1)
+    app = create_app(config, token=token, preload=preload, workers=workers, queue=queue, timeout_s=timeout_s)
+    uvicorn.run(app, host=host, port=port, workers=1)

@@ -45,7 +45,7 @@ def _b64(path: Path) -> str:
 
 
 def test_health_needs_no_token(server) -> None:  # type: ignore[no-untyped-def]
-    r = httpx.get(str(server.base_url) + "/")
+    r = httpx.get(str(server.base_url) + "/health")
     assert r.status_code == 200 and r.json()["recognizer"] == "Dlib"
 
 
@@ -77,20 +77,20 @@ def test_represent(server, dataset: Path) -> None:  # type: ignore[no-untyped-de
 
 def test_server_side_paths_are_refused(server, dataset: Path) -> None:  # type: ignore[no-untyped-def]
     r = server.post("/represent", json={"img": str(dataset / "img1.jpg")})
-    assert r.status_code == 415
-    assert "server-side paths" in r.json()["detail"]
+    assert r.status_code == 422
+    assert "Server-side paths and URLs are not accepted" in r.json()["detail"]
 
 
 @pytest.mark.parametrize("payload,status", [
     ({"img": base64.b64encode(b"not an image at all").decode()}, 415),
-    ({"img": "%%%not-base64%%%"}, 415),
-    ({}, 415),
+    ({"img": "%%%not-base64%%%"}, 422),
+    ({}, 422),
 ])
 def test_bad_inputs_get_typed_errors_and_the_server_keeps_serving(server, payload, status) -> None:  # type: ignore[no-untyped-def]
     r = server.post("/represent", json=payload)
     assert r.status_code == status
     assert "error" in r.json()
-    assert server.get("/").status_code == 200
+    assert server.get("/health").status_code == 200
 
 
 def test_no_face_is_422(server) -> None:  # type: ignore[no-untyped-def]

@@ -38,7 +38,7 @@ def _b64(image: np.ndarray) -> str:
 
 
 def test_health_names_the_hermetic_recognizer_without_a_token(client: TestClient) -> None:
-    r = client.get("/", headers={"Authorization": ""})
+    r = client.get("/health", headers={"Authorization": ""})
     assert r.status_code == 200 and r.json()["recognizer"] == "grid"
 
 
@@ -70,7 +70,7 @@ def test_no_face_is_422_and_garbage_is_415(client: TestClient) -> None:
     assert r.status_code == 422 and r.json()["error"] == "FaceNotDetectedError"
     r = client.post("/represent", json={"img": base64.b64encode(b"not an image").decode()})
     assert r.status_code == 415
-    assert client.get("/").status_code == 200
+    assert client.get("/health").status_code == 200
 
 
 def test_plugins_lists_only_the_hermetic_registry(client: TestClient) -> None:
