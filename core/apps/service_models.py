@@ -63,8 +63,9 @@ def _action_names(value: Any) -> Any:
     return value
 
 
-Actions = Annotated[list[Annotated[str, Field(max_length=64)]] | None, BeforeValidator(_action_names),
-                    Field(default=None, max_length=16,
+_ActionList = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=16)]
+Actions = Annotated[_ActionList | None, BeforeValidator(_action_names),
+                    Field(default=None,
                           description="attributes to predict, a list or a comma-separated string "
                                       "(default: every configured analyzer)",
                           examples=[["age", "gender"]])]
