@@ -37,6 +37,7 @@ from facepipe.apps.service_errors import (
 )
 from facepipe.apps.service_input import SERVICE_MAX_BYTES, SERVICE_MAX_PIXELS, read_request
 from facepipe.apps.service_pool import DEFAULT_TIMEOUT_S, WorkerPool
+from facepipe.apps.web import mount as mount_web_page
 from facepipe.errors import ConfigError
 
 __all__ = ["SERVICE_MAX_BYTES", "SERVICE_MAX_PIXELS", "create_app", "serve"]
@@ -55,6 +56,7 @@ ROUTES = {
     "POST /represent": "img: one embedding per face",
     "POST /analyze": "img [, actions]: age, gender, emotion, race, ... per face",
     "POST /extract_faces": "img [, align]: the faces' boxes",
+    "GET /": "the web page (try verify and analyze in a browser)",
     "GET /docs": "interactive API documentation (OpenAPI at /openapi.json)",
 }
 
@@ -212,6 +214,8 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
                                 for f in faces]}
 
         return await work(job)
+
+    mount_web_page(app)  # GET / and /web/*, after the JSON routes
 
     def openapi() -> dict[str, Any]:
         # FastAPI documents only models it parses itself; the image routes read their bodies by hand
