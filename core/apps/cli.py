@@ -169,7 +169,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from facepipe.apps.service import serve
 
-    serve(args.config, host=args.host, port=args.port, token=args.token, preload=args.preload)
+    serve(args.config, host=args.host, port=args.port, token=args.token, preload=args.preload,
+          workers=args.workers, queue=args.queue, timeout_s=args.timeout)
     return 0
 
 
@@ -259,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="bearer token (or FACEPIPE_API_TOKEN); required off loopback")
     p.add_argument("--preload", action="store_true",
                    help="load every configured model before listening (first request as fast as the rest)")
+    p.add_argument("--workers", type=int, help="threads running model work (default: one per CPU core)")
+    p.add_argument("--queue", type=int,
+                   help="requests that may wait for a worker; past that 503 + Retry-After (default: 2 x workers)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds one request may wait and run before 504 (default 60)")
     p.set_defaults(func=cmd_serve)
     return parser
 
