@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 
 from facepipe.errors import ConfigError
+from facepipe.progress import Progress, ProgressArg
 
 _TRUE = {"yes", "y", "1", "true", "same", "match"}
 _FALSE = {"no", "n", "0", "false", "different", "nonmatch", "non-match"}
+#: photos detected and embedded per step (one step of the progress bar)
+_PHOTOS_PER_STEP = 16
 
 
 @dataclass(frozen=True)
@@ -50,16 +53,21 @@ def read_pairs(path: str | Path, *, left: str = "file_x", right: str = "file_y",
     rows = []
     with csv_path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        missing = {left, right, label} - set(reader.fieldnames or [])
+        # Column names match ignoring case and spaces ("decision", " File_X" are fine too).
+        found = {name.strip().lower(): name for name in reader.fieldnames or []}
+        missing = {c for c in (left, right, label) if c.strip().lower() not in found}
         if missing:
             raise ConfigError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}; "
                               f"found {', '.join(reader.fieldnames or [])}")
+        left, right, label = (found[c.strip().lower()] for c in (left, right, label))
         for line, row in enumerate(reader, start=2):
+            if not all((row.get(c) or "").strip() for c in (left, right, label)):
+                raise ConfigError(f"{csv_path}:{line}: a row needs a value in each of {left}, {right}, {label}")
             value = row[label].strip().lower()
             if value not in _TRUE | _FALSE:
                 raise ConfigError(f"{csv_path}:{line}: label {row[label]!r} is neither same (Yes/1/true) "
                                   "nor different (No/0/false)")
-            a, b = Path(row[left]), Path(row[right])
+            a, b = Path(row[left].strip()), Path(row[right].strip())
             rows.append((a if a.is_absolute() else csv_path.parent / a,
                          b if b.is_absolute() else csv_path.parent / b, value in _TRUE))
     if not rows:
@@ -67,11 +75,20 @@ def read_pairs(path: str | Path, *, left: str = "file_x", right: str = "file_y",
     return rows
 
 
-def pair_distances(pipeline: Any, pairs: list[tuple[Path, Path, bool]]) -> np.ndarray:
-    """Distance of each pair (min over face pairs); inf where a photo has no face."""
+def pair_distances(pipeline: Any, pairs: list[tuple[Path, Path, bool]], *,
+                   progress: ProgressArg = None) -> np.ndarray:
+    """Distance of each pair (min over face pairs); inf where a photo has no face.
+
+    ``progress``: see :mod:`facepipe.progress` (one step per photo embedded).
+    """
     photos = sorted({p for a, b, _ in pairs for p in (a, b)})
     index = {p: k for k, p in enumerate(photos)}
-    vectors = pipeline.embed_per_image(pipeline.faces(photos, on_no_face="skip"))
+    vectors: list[np.ndarray] = []
+    with Progress(len(photos), "Embedding photos", unit="photo", progress=progress) as bar:
+        for start in range(0, len(photos), _PHOTOS_PER_STEP):  # a few photos at a time, so the bar moves
+            part = photos[start:start + _PHOTOS_PER_STEP]
+            vectors.extend(pipeline.embed_per_image(pipeline.faces(part, on_no_face="skip")))
+            bar.advance(len(part))
     metric = pipeline.metric
     out = np.full(len(pairs), np.inf)
     for k, (a, b, _) in enumerate(pairs):
@@ -97,11 +114,12 @@ def choose_threshold(distances: np.ndarray, same: np.ndarray, target_far: float)
     return float(np.nextafter(upper, -np.inf) if lower >= upper else (lower + upper) / 2)
 
 
-def calibrate(pipeline: Any, pairs_csv: str | Path, *, target_far: float = 0.01) -> Calibration:
+def calibrate(pipeline: Any, pairs_csv: str | Path, *, target_far: float = 0.01,
+              progress: ProgressArg = None) -> Calibration:
     """Choose a threshold on ``pairs_csv`` for ``target_far``; reports FAR/FRR/accuracy there."""
     pairs = read_pairs(pairs_csv)
     same = np.array([s for _, _, s in pairs])
-    distances = pair_distances(pipeline, pairs)
+    distances = pair_distances(pipeline, pairs, progress=progress)
     threshold = choose_threshold(distances, same, target_far)
 
     def rates(t: float) -> tuple[float, float, float]:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from facepipe.apps.draw import KNOWN, UNKNOWN, Mark, draw_faces, face_label
 from facepipe.errors import ConfigError, ImageNotFoundError
+from facepipe.progress import ProgressArg
 
 
 @dataclass(frozen=True)
@@ -30,16 +32,12 @@ class StreamFace:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def label(self) -> str:
-        parts = []
-        if self.identity is not None:
-            parts.append(Path(self.identity).stem)
-        if "age" in self.attributes:
-            parts.append(f"{int(self.attributes['age'])}")
-        if "dominant_gender" in self.attributes:
-            parts.append(str(self.attributes["dominant_gender"])[0])
-        if "dominant_emotion" in self.attributes:
-            parts.append(str(self.attributes["dominant_emotion"]))
-        return " ".join(parts)
+        return face_label(identity=self.identity, attributes=self.attributes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the box, landmarks, confidence, identity, distance and attributes)."""
+        return {**self.area.to_dict(), "confidence": self.confidence, "identity": self.identity,
+                "distance": self.distance, **self.attributes}
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,9 @@ class FrameResult:
 
     frame_index: int
     faces: list[StreamFace]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": self.frame_index, "faces": [face.to_dict() for face in self.faces]}
 
 
 def _open(source: int | str | os.PathLike[str]) -> Any:
@@ -65,11 +66,13 @@ def _open(source: int | str | os.PathLike[str]) -> Any:
 def iter_stream(source: int | str | os.PathLike[str], pipeline: Any, *, db_path: str | os.PathLike[str] | None = None,
                 actions: Sequence[str] = (), every_n_frames: int = 5, max_frames: int | None = None,
                 min_face_width: int = 0, threshold: float | None = None,
-                frames: list[np.ndarray] | None = None) -> Iterator[tuple[int, np.ndarray, FrameResult | None]]:
+                frames: list[np.ndarray] | None = None,
+                index_progress: ProgressArg = False) -> Iterator[tuple[int, np.ndarray, FrameResult | None]]:
     """Yield ``(frame_index, frame, result)`` for every frame; ``result`` is set on processed frames.
 
     ``frames``: if given, frames are taken from this list instead of ``source`` (for tests and
-    for callers that decode video themselves).
+    for callers that decode video themselves).  ``index_progress``: the progress setting of the
+    gallery's index refresh (see :mod:`facepipe.progress`; off by default).
     """
     if every_n_frames < 1:
         raise ConfigError(f"every_n_frames must be >= 1, got {every_n_frames}")
@@ -79,7 +82,7 @@ def iter_stream(source: int | str | os.PathLike[str], pipeline: Any, *, db_path:
         from facepipe.gallery.find import FaceIndex
 
         index = FaceIndex.open(db_path, pipeline)
-        index.refresh(progress=False)
+        index.refresh(progress=index_progress)
     analyzers = {action: pipeline.analyzer(action) for action in actions}
     capture = None if frames is not None else _open(source)
     try:
@@ -125,28 +128,23 @@ def _process(frame_index: int, frame: np.ndarray, pipeline: Any, index: Any, ana
 
 
 def draw(frame: np.ndarray, result: FrameResult) -> np.ndarray:
-    """A copy of ``frame`` with boxes and labels."""
-    import cv2
-
-    out = frame.copy()
-    for face in result.faces:
-        a = face.area
-        color = (0, 200, 0) if face.identity else (67, 67, 67)
-        cv2.rectangle(out, (a.x, a.y), (a.x + a.w, a.y + a.h), color, 2)
-        label = face.label()
-        if label:
-            cv2.putText(out, label, (a.x, max(a.y - 8, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, 2)
-    return out
+    """A copy of ``frame`` with boxes, landmarks and labels (identified faces in green)."""
+    return draw_faces(frame, [Mark(face.area, face.label(), KNOWN if face.identity else UNKNOWN)
+                              for face in result.faces])
 
 
 def stream(source: int | str | os.PathLike[str] = 0, *, pipeline: Any = None, config: Any = None,
            db_path: str | os.PathLike[str] | None = None, actions: Sequence[str] = (),
            every_n_frames: int = 5, output_path: str | os.PathLike[str] | None = None, display: bool = False,
            max_frames: int | None = None, min_face_width: int = 0,
-           threshold: float | None = None) -> list[FrameResult]:
+           threshold: float | None = None, fps: float | None = None,
+           on_frame: Callable[[int, FrameResult | None], None] | None = None,
+           index_progress: ProgressArg = False) -> list[FrameResult]:
     """Run the stream; write annotated frames to ``output_path`` and/or show them (``q`` quits).
 
-    Returns the results of the processed frames.
+    ``fps``: frame rate of the written video (default 25).  ``on_frame(frame_index, result)`` is
+    called after every frame (``result`` None on frames that were not processed), e.g. to report
+    progress or print results as they come.  Returns the results of the processed frames.
     """
     import cv2
 
@@ -158,9 +156,10 @@ def stream(source: int | str | os.PathLike[str] = 0, *, pipeline: Any = None, co
     results: list[FrameResult] = []
     latest: FrameResult | None = None
     try:
-        for _, frame, result in iter_stream(source, pipeline, db_path=db_path, actions=actions,
-                                            every_n_frames=every_n_frames, max_frames=max_frames,
-                                            min_face_width=min_face_width, threshold=threshold):
+        frames = iter_stream(source, pipeline, db_path=db_path, actions=actions, every_n_frames=every_n_frames,
+                             max_frames=max_frames, min_face_width=min_face_width, threshold=threshold,
+                             index_progress=index_progress)
+        for frame_index, frame, result in frames:
             if result is not None:
                 results.append(result)
                 latest = result
@@ -169,9 +168,14 @@ def stream(source: int | str | os.PathLike[str] = 0, *, pipeline: Any = None, co
                 if writer is None:
                     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
                     height, width = frame.shape[:2]
-                    writer = cv2.VideoWriter(os.fspath(output_path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0,
+                    writer = cv2.VideoWriter(os.fspath(output_path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0,
                                              (width, height))
+                    if not writer.isOpened():
+                        raise ConfigError(f"cannot write the video {os.fspath(output_path)!r}; "
+                                          "use a .mp4 or .avi file in a writable folder")
                 writer.write(shown)
+            if on_frame is not None:
+                on_frame(frame_index, result)
             if display:
                 cv2.imshow("facepipe", shown)
                 if cv2.waitKey(1) & 0xFF == ord("q"):

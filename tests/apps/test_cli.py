@@ -1,12 +1,16 @@
-"""The `facepipe` command line: plugins, config, models."""
+"""The `facepipe` command line: plugins, config, models, --version, help texts, serve without its extra."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 def _cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -89,3 +93,50 @@ def test_models_verify(tmp_path: Path) -> None:
     out = _cli("models", "verify", home=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "dlib_face_recognition_resnet_model_v1.dat: ok" in out.stdout
+
+
+def test_version() -> None:
+    import facepipe
+
+    out = _cli("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"facepipe {facepipe.__version__}"
+
+
+HIDE_MODULE = """
+import sys
+sys.modules[{name!r}] = None  # what an environment without the package looks like to `import`
+from facepipe.apps.cli import main
+sys.exit(main(["serve", "--port", "0"]))
+"""
+
+
+@pytest.mark.parametrize("missing", ["fastapi", "uvicorn"])
+def test_serve_without_the_service_extra_says_what_to_install(missing: str) -> None:
+    env = dict(os.environ, FACEPIPE_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", HIDE_MODULE.format(name=missing)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "pip install 'facepipe[service]'" in out.stderr and missing in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def _walk(parser: argparse.ArgumentParser, path: str = "facepipe") -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, child in action.choices.items():
+                yield f"{path} {name}", argparse.Action([name], name, help=helps.get(name))
+                yield from _walk(child, f"{path} {name}")
+        elif not isinstance(action, argparse._HelpAction):
+            yield path, action
+
+
+def test_every_command_option_and_argument_has_help() -> None:
+    from facepipe.apps.cli import build_parser
+
+    found = list(_walk(build_parser()))
+    assert len(found) > 50  # the walk reached the subcommands
+    missing = [f"{path}: {'/'.join(action.option_strings) or action.dest}" for path, action in found
+               if not (action.help or "").strip() or action.help == argparse.SUPPRESS]
+    assert missing == []
