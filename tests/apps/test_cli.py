@@ -140,3 +140,29 @@ def test_every_command_option_and_argument_has_help() -> None:
     missing = [f"{path}: {'/'.join(action.option_strings) or action.dest}" for path, action in found
                if not (action.help or "").strip() or action.help == argparse.SUPPRESS]
     assert missing == []
+
+
+def test_draw_on_a_real_photo(dataset: Path, tmp_path: Path) -> None:
+    cv2 = pytest.importorskip("cv2")
+    target = tmp_path / "drawn.jpg"
+    out = _cli("draw", str(dataset / "img1.jpg"), "--output", str(target), "--detector", "opencv", "--json")
+    assert out.returncode == 0, out.stderr
+    (face,) = json.loads(out.stdout)["faces"]
+    assert face["w"] > 100 and face["left_eye"] is not None
+    assert cv2.imread(str(target)).shape == cv2.imread(str(dataset / "img1.jpg")).shape
+
+
+def test_video_of_real_photos(dataset: Path, tmp_path: Path) -> None:
+    cv2 = pytest.importorskip("cv2")
+    frames = [cv2.resize(cv2.imread(str(dataset / name)), (320, 400)) for name in ("img1.jpg", "img2.jpg", "img3.jpg")]
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (320, 400))
+    for frame in frames * 2:
+        writer.write(frame)
+    writer.release()
+    out = _cli("--quiet", "video", str(video), "--every", "2", "--detector", "opencv", "-o", str(tmp_path / "out.mp4"))
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [item["frame"] for item in lines[:-1]] == [0, 2, 4]
+    assert all(len(item["faces"]) >= 1 for item in lines[:-1])
+    assert lines[-1]["summary"]["frames"] == 6 and (tmp_path / "out.mp4").stat().st_size > 0
