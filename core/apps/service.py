@@ -90,7 +90,7 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
     ``preload=True`` loads every configured model before the app is returned, so the first
     request is as fast as the others (and a missing weight file stops the start, not a request).
     Model work runs on ``workers`` threads (default: one per CPU core) with at most ``queue``
-    requests waiting (default: twice the workers); ``timeout_s`` bounds one request's wait + work.
+    requests waiting (default: eight per worker); ``timeout_s`` bounds one request's wait + work.
     """
     from facepipe import __version__
     from facepipe.pipeline.image import ImageLimits, load_image

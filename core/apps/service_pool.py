@@ -42,7 +42,7 @@ class WorkerPool:
     def __init__(self, workers: int | None = None, queue: int | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         workers = default_workers() if workers is None else workers
-        queue = 2 * workers if queue is None else queue
+        queue = 8 * workers if queue is None else queue
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"service workers must be an integer >= 1, got {workers!r}")
         if isinstance(queue, bool) or not isinstance(queue, int) or queue < 0:
