@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load every configured model before listening (first request as fast as the rest)")
     p.add_argument("--workers", type=int, help="threads running model work (default: one per CPU core)")
     p.add_argument("--queue", type=int,
-                   help="requests that may wait for a worker; past that 503 + Retry-After (default: 2 x workers)")
+                   help="requests that may wait for a worker; past that 503 + Retry-After (default: 8 x workers)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds one request may wait and run before 504 (default 60)")
     p.set_defaults(func=cmd_serve)
