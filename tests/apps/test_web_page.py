@@ -82,6 +82,14 @@ def test_two_photos_of_one_person_say_same_person(browser: Any, base_url: str, d
     browser.save_screenshot(str(tmp_path / "verify.png"))
 
 
+def test_photos_of_two_people_say_different_people(browser: Any, base_url: str, dataset: Path) -> None:
+    browser.get(base_url + "/")
+    choose_photos(browser, [dataset / "img1.jpg", dataset / "img3.jpg"])
+    wait_for(browser, "#verdict", timeout=180)
+    assert error_text(browser) == ""
+    assert browser.find_element(By.CSS_SELECTOR, "#verdict .verdict-text").text.lower() == "different people"
+
+
 def test_one_photo_gets_attribute_labels(browser: Any, base_url: str, dataset: Path, tmp_path: Path) -> None:
     browser.get(base_url + "/")
     choose_photos(browser, [dataset / "img1.jpg"])

@@ -52,7 +52,12 @@
   ui.analyze.addEventListener("click", () => analyzeAll());
 
   async function choose(fileList) {
-    const files = Array.from(fileList || []).filter((f) => f.type.startsWith("image/") || f.type === "");
+    const given = Array.from(fileList || []);
+    const files = given.filter((f) => f.type.startsWith("image/") || f.type === "");
+    if (given.length && !files.length) {
+      showError(`Not an image: ${given.map((f) => f.name).join(", ")}.`);
+      return;
+    }
     if (files.length === 0) return;
     if (files.length > 2) {
       showError(`Choose one photo or two (you chose ${files.length}).`);
@@ -63,6 +68,7 @@
     try {
       const loaded = await Promise.all(files.map(loadPhoto));
       if (run !== current) return;
+      for (const old of photos) URL.revokeObjectURL(old.image.src);  // the old photos are drawn no more
       photos = loaded;
     } catch (err) {
       if (run === current) showError(err.message);
