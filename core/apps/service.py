@@ -153,8 +153,14 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
         """The plugins this service's registry knows, with their status."""
         return [row.to_dict() for row in pipeline.registry.plugins()]
 
-    @app.post("/verify", response_model=m.VerifyResponse, dependencies=[Depends(authorize)], tags=["faces"],
-              responses=_IMAGE_ERRORS, response_model_exclude_unset=True, openapi_extra=_body(m.VerifyRequest, m.VerifyForm))
+    def image_route(path: str, response: type[BaseModel], json_model: type[BaseModel],
+                    form_model: type[BaseModel]) -> Callable[[Any], Any]:
+        """``POST path``: token checked, JSON or form body documented, errors documented."""
+        return app.post(path, response_model=response, dependencies=[Depends(authorize)], tags=["faces"],
+                        responses=_IMAGE_ERRORS, response_model_exclude_unset=True,
+                        openapi_extra=_body(json_model, form_model))
+
+    @image_route("/verify", m.VerifyResponse, m.VerifyRequest, m.VerifyForm)
     async def verify(request: Request) -> dict[str, Any]:
         """Do the two images show the same person? The closest pair of their faces decides."""
         body = await read_request(request, m.VerifyRequest, m.VerifyForm)
@@ -170,8 +176,7 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
 
         return await work(job)
 
-    @app.post("/represent", response_model=m.RepresentResponse, dependencies=[Depends(authorize)],
-              tags=["faces"], responses=_IMAGE_ERRORS, response_model_exclude_unset=True, openapi_extra=_body(m.ImageRequest, m.ImageForm))
+    @image_route("/represent", m.RepresentResponse, m.ImageRequest, m.ImageForm)
     async def represent(request: Request) -> dict[str, Any]:
         """One embedding per face of the image."""
         body = await read_request(request, m.ImageRequest, m.ImageForm)
@@ -182,8 +187,7 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
 
         return await work(job)
 
-    @app.post("/analyze", response_model=m.AnalyzeResponse, dependencies=[Depends(authorize)], tags=["faces"],
-              responses=_IMAGE_ERRORS, response_model_exclude_unset=True, openapi_extra=_body(m.AnalyzeRequest, m.AnalyzeForm))
+    @image_route("/analyze", m.AnalyzeResponse, m.AnalyzeRequest, m.AnalyzeForm)
     async def analyze(request: Request) -> dict[str, Any]:
         """Attributes (age, gender, emotion, race, ...) of every face."""
         body = await read_request(request, m.AnalyzeRequest, m.AnalyzeForm)
@@ -200,9 +204,7 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
 
         return await work(job)
 
-    @app.post("/extract_faces", response_model=m.ExtractFacesResponse, dependencies=[Depends(authorize)],
-              tags=["faces"], responses=_IMAGE_ERRORS, response_model_exclude_unset=True,
-              openapi_extra=_body(m.ExtractFacesRequest, m.ExtractFacesForm))
+    @image_route("/extract_faces", m.ExtractFacesResponse, m.ExtractFacesRequest, m.ExtractFacesForm)
     async def extract_faces(request: Request) -> dict[str, Any]:
         """The faces of the image: boxes, eyes and detection confidence."""
         body = await read_request(request, m.ExtractFacesRequest, m.ExtractFacesForm)
