@@ -362,7 +362,8 @@ class WeightsManager:
             return "(no download URL is declared)"
         text = " or ".join(urls)
         if wf.compression:
-            text += f" ({wf.compression}-compressed: unpack {wf.name} from it)"
+            inner = f"{wf.member} as {wf.name}" if wf.member else wf.name
+            text += f" ({wf.compression}-compressed: unpack {inner} from it)"
         return text
 
     def _offline_error(self, wf: WeightFile, target: Path) -> OfflineError:
