@@ -112,7 +112,7 @@ def test_prepare_loads_every_model_before_the_first_call(dataset: Path) -> None:
     assert pipeline.recognizer._model is not None
     assert pipeline.analyzer("age")._session is not None
     assert pipeline.analyzer("gender")._session is not None
-    assert pipeline.analyzer("emotion")._keras_model is not None
+    assert pipeline.analyzer("emotion")._runner is not None  # the ONNX export, opened
     result = pipeline.analyze(str(dataset / "img1.jpg"), actions=["gender"])
     assert result[0].to_dict()["dominant_gender"] == "Woman"
     with pytest.raises(ConfigError, match="race"):
