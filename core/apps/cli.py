@@ -418,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_options(p)
     p.set_defaults(func=cmd_calibrate)
 
-    evaluate.add_parser(sub)  # facepipe evaluate: its options and command live in facepipe.apps.evaluate
+    evaluate.add_parser(sub, parents=common)  # its options and command live in facepipe.apps.evaluate
 
     p = sub.add_parser("serve", help="run the REST service (needs facepipe[service])", parents=common)
     p.add_argument("--config", help="pipeline config file")

@@ -46,6 +46,8 @@ class Evaluation:
     default_accuracy: float | None
     roc: Roc
     seconds_per_pair: float  # warm: detection + embedding (shared by the metrics) + distances
+    photos: int = 0  # distinct photos, each detected and embedded once
+    seconds_per_photo: float = 0.0  # warm detection + embedding of one photo
 
     @property
     def label(self) -> str:
@@ -57,6 +59,7 @@ class Evaluation:
             "pairs": self.pairs, "same_pairs": self.roc.same_pairs, "different_pairs": self.roc.different_pairs,
             "no_face_pairs": self.no_face_pairs, "default_threshold": self.default_threshold,
             "default_accuracy": self.default_accuracy, "seconds_per_pair": self.seconds_per_pair,
+            "photos": self.photos, "seconds_per_photo": self.seconds_per_photo,
             **self.roc.to_dict(curve=curve),
         }
 
@@ -114,11 +117,12 @@ def default_threshold(pipeline: Any, metric: str) -> float | None:
 
 def evaluate(pairs: Sequence[tuple[Path, Path, bool]], *, detectors: Sequence[str], recognizers: Sequence[str],
              metrics: Sequence[str], base_config: dict[str, Any] | None = None, progress: ProgressArg = None,
-             targets: Sequence[float] = TARGET_FARS) -> list[Evaluation]:
+             targets: Sequence[float] = TARGET_FARS, registry: Any = None) -> list[Evaluation]:
     """Every detector x recognizer x metric on ``pairs`` (from :func:`load_pairs`).
 
     ``progress``: None draws a bar on stderr when it is a terminal, a bool forces it, a callable
-    ``(done, total)`` gets the photo counts of each detector x recognizer (see facepipe.progress)."""
+    ``(done, total)`` gets the photo counts of each detector x recognizer (see facepipe.progress).
+    ``registry``: the plugins to use (default: the installed ones)."""
     from facepipe.pipeline.metrics import get_metric
     from facepipe.pipeline.orchestrator import Pipeline
 
@@ -129,7 +133,8 @@ def evaluate(pairs: Sequence[tuple[Path, Path, bool]], *, detectors: Sequence[st
     results = []
     for detector in detectors:
         for recognizer in recognizers:
-            pipeline = Pipeline.from_config({**(base_config or {}), "detector": detector, "recognizer": recognizer})
+            config = {**(base_config or {}), "detector": detector, "recognizer": recognizer}
+            pipeline = Pipeline.from_config(config, registry=registry)
             try:
                 pipeline.prepare(actions=[])  # load detector + recognizer outside the timing: warm figures
                 start = time.perf_counter()
@@ -146,7 +151,8 @@ def evaluate(pairs: Sequence[tuple[Path, Path, bool]], *, detectors: Sequence[st
                         pairs=len(pairs), no_face_pairs=int(np.isinf(distances).sum()),
                         default_threshold=threshold,
                         default_accuracy=None if threshold is None else accuracy_at(distances, same, threshold),
-                        roc=summarize(distances, same, targets), seconds_per_pair=seconds / len(pairs)))
+                        roc=summarize(distances, same, targets), seconds_per_pair=seconds / len(pairs),
+                        photos=len(photos), seconds_per_photo=embed_seconds / len(photos)))
             finally:
                 pipeline.close()
     return results
@@ -178,7 +184,9 @@ def format_table(results: Sequence[Evaluation]) -> str:
         if any(t.limited for x in results for t in x.roc.tar_at_far):
             lines.append("* target finer than that step: the value is TAR at FAR 0 (no impostor accepted).")
         lines.append("threshold/acc: the recognizer's declared threshold; best thr/acc: chosen on these same "
-                     "pairs (optimistic). s/pair: warm detection + embedding + distance, per pair.")
+                     "pairs (optimistic).")
+        lines.append(f"s/pair: warm detection + embedding of the {r.photos} distinct photos (each once) + "
+                     "distances, divided by the pairs.")
     return "\n".join(lines)
 
 
@@ -192,10 +200,12 @@ def _names(values: Iterable[str] | None) -> list[str]:
     return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """The ``evaluate`` subcommand (called by :mod:`facepipe.apps.cli`)."""
+def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+    """The ``evaluate`` subcommand (called by :mod:`facepipe.apps.cli`; ``parents`` carry the options
+    every command shares, such as ``--quiet`` / ``--progress``)."""
     p = subparsers.add_parser(
-        "evaluate", help="accuracy, ROC AUC, EER and TAR@FAR of configurations on labelled pairs",
+        "evaluate", parents=list(parents),
+        help="accuracy, ROC AUC, EER and TAR@FAR of configurations on labelled pairs",
         description="Run every detector x recognizer x metric over labelled pairs and report accuracy at the "
                     "declared threshold, the best threshold, ROC AUC, EER, TAR at FAR 1e-2 / 1e-3 and time per pair.")
     p.add_argument("pairs", help="CSV with file_x,file_y,Decision (Yes/No) as deepface's master.csv; "
@@ -209,14 +219,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="distance metrics to compare; they share one embedding pass (default: the config's)")
     p.add_argument("--plot", metavar="PNG", help="draw every configuration's ROC curve into this PNG "
                                                   "(needs matplotlib: pip install 'facepipe[plot]')")
-    p.add_argument("--json", action="store_true", help="print the results as JSON (curves included) instead of a table")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes on stderr (bars are drawn when stderr is a terminal)")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON (curves included) instead of a table")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    """``facepipe evaluate``: returns the exit status."""
+    """``facepipe evaluate``: returns the exit status.  Progress bars follow the CLI's ``--quiet`` /
+    ``--progress`` through :func:`facepipe.progress.forced_progress`."""
     from facepipe.pipeline.config import load_config_file, parse_config
 
     if args.plot:
@@ -229,12 +240,12 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate(pairs, detectors=_names(args.detectors) or [defaults.detector.name],
                        recognizers=_names(args.recognizers) or [defaults.recognizer.name],
                        metrics=_names(args.metrics) or [defaults.metric.name], base_config=base,
-                       progress=False if args.quiet else None)
+                       registry=getattr(args, "registry", None))
     if args.plot:
         from facepipe.apps.roc_plot import plot_roc
 
         plot_roc(results, args.plot, title=f"ROC on {Path(args.pairs).name} ({len(pairs)} pairs)")
-        if not args.quiet:
+        if not getattr(args, "quiet_all", False):
             print(f"ROC curves written to {args.plot}", file=sys.stderr)
     print(to_json(results) if args.json else format_table(results))
     return 0

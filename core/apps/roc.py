@@ -80,7 +80,8 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _labelled(distances: Sequence[float] | np.ndarray, same: Sequence[bool] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _labelled(distances: Sequence[float] | np.ndarray,
+              same: Sequence[bool] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = np.asarray(distances, dtype=np.float64).ravel()
     s = np.asarray(same, dtype=bool).ravel()
     if d.shape != s.shape:

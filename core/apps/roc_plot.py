@@ -11,9 +11,13 @@ from typing import Any, Sequence
 
 from facepipe.errors import ExtraNotInstalledError
 
-#: the PNG's size in inches and its resolution: 8 x 6 in at 100 dpi = 800 x 600 pixels
-FIGURE_SIZE = (8.0, 6.0)
+#: the PNG's size in inches and its resolution: 11 x 5 in at 100 dpi = 1100 x 500 pixels
+FIGURE_SIZE = (11.0, 5.0)
 DPI = 100
+#: the right-hand panel enlarges the low-FAR corner, where good configurations differ
+ZOOM_FAR = 0.1
+#: metrics that are monotonic in one another give the same curve: a line style each tells them apart
+_STYLES = ("-", "--", ":", "-.")
 
 
 def require_matplotlib() -> Any:
@@ -29,33 +33,44 @@ def require_matplotlib() -> Any:
 def plot_roc(results: Sequence[Any], path: str | Path, *, title: str = "ROC",
              size: tuple[float, float] = FIGURE_SIZE, dpi: int = DPI) -> Path:
     """One curve per :class:`~facepipe.apps.evaluate.Evaluation` (TAR against FAR), each with a dot
-    at its declared threshold; writes ``path`` (PNG) and returns it."""
+    at its declared threshold, on the whole range (left) and on FAR <= ``ZOOM_FAR`` (right).
+    A colour per detector + recognizer, a line style per metric.  Writes ``path`` (PNG)."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=size, dpi=dpi)
+    figure = Figure(figsize=size, dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.plot([0, 1], [0, 1], color="0.8", linestyle=":", linewidth=1, label="chance")
-    for result in results:
-        roc = result.roc
-        (line,) = axes.plot(roc.far, roc.tar, linewidth=1.5, drawstyle="default",
-                            label=f"{result.label} (AUC {roc.auc:.3f}, EER {roc.eer:.3f})")
-        if result.default_threshold is not None:
-            far, tar = roc.point_at(result.default_threshold)
-            axes.plot([far], [tar], marker="o", color=line.get_color(), markersize=5)
-    axes.set_xlim(-0.01, 1.0)
-    axes.set_ylim(0.0, 1.01)
-    axes.set_xlabel("false accept rate (different people accepted)")
-    axes.set_ylabel("true accept rate (same person accepted)")
-    axes.set_title(title)
-    axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right", fontsize="small", title="dot: declared threshold", title_fontsize="small")
+    full, zoom = figure.subplots(1, 2)
+    pipelines = list(dict.fromkeys((r.detector, r.recognizer) for r in results))
+    metrics = list(dict.fromkeys(r.metric for r in results))
+    colours = [f"C{k % 10}" for k in range(len(pipelines))]
+    for axes in (full, zoom):
+        axes.plot([0, 1], [0, 1], color="0.8", linestyle=":", linewidth=1, label="chance")
+        for result in results:
+            roc = result.roc
+            colour = colours[pipelines.index((result.detector, result.recognizer))]
+            style = _STYLES[metrics.index(result.metric) % len(_STYLES)]
+            axes.plot(roc.far, roc.tar, color=colour, linestyle=style, linewidth=1.5,
+                      label=f"{result.label}: AUC {roc.auc:.3f}, EER {roc.eer:.3f}")
+            if result.default_threshold is not None:
+                far, tar = roc.point_at(result.default_threshold)
+                axes.plot([far], [tar], marker="o", color=colour, markersize=5)
+        axes.set_xlabel("false accept rate (different people accepted)")
+        axes.grid(True, alpha=0.3)
+    # a little room past 0 and 1, so a curve that runs along an edge stays visible
+    full.set_xlim(-0.02, 1.0)
+    full.set_ylim(0.0, 1.02)
+    full.set_ylabel("true accept rate (same person accepted)")
+    full.set_title(title)
+    zoom.set_xlim(-ZOOM_FAR / 50, ZOOM_FAR)
+    zoom.set_ylim(0.0, 1.02)
+    zoom.set_title(f"FAR <= {ZOOM_FAR:g} (dot: the recognizer's declared threshold)")
+    full.legend(loc="lower right", fontsize="x-small")  # the corner a useful curve stays away from
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, format="png")
     return out
 
 
-__all__ = ["DPI", "FIGURE_SIZE", "plot_roc", "require_matplotlib"]
+__all__ = ["DPI", "FIGURE_SIZE", "ZOOM_FAR", "plot_roc", "require_matplotlib"]
