@@ -8,7 +8,8 @@ A plugin declares the files it needs as :class:`~facepipe.specs.WeightFile` reco
    are checked when declared);
 3. ``$FACEPIPE_HOME/weights/<name>`` (default ``~/.facepipe``); a file that fails the declared
    size / sha256 is discarded and fetched again;
-4. deepface's cache ``$DEEPFACE_HOME/.deepface/weights/<deepface_name or name>``, reused only when
+4. deepface's cache ``$DEEPFACE_HOME/.deepface/weights/<deepface_name or name>`` (deepface_name may
+   name a subfolder, e.g. ``buffalo_l/webface_r50.onnx``), reused only when
    it fits the declared checksum (or size, when no sha256 is known);
 5. a download (unless offline) from ``$FACEPIPE_WEIGHTS_MIRROR`` prefixes first, then the declared
    URLs in order.
@@ -173,8 +174,11 @@ class WeightsManager:
         return self.cache_dir / _check_file_name(wf.name, "weight file name")
 
     def deepface_path(self, wf: WeightFile) -> Path:
-        """Where deepface would keep ``wf``."""
-        return self.deepface_dir / _check_file_name(wf.deepface_name or wf.name, "deepface file name")
+        """Where deepface would keep ``wf``.  ``deepface_name`` may name a subfolder of deepface's
+        weights folder (``buffalo_l/webface_r50.onnx``); each part must be a plain name."""
+        name = wf.deepface_name or wf.name
+        parts = [_check_file_name(part, "deepface file name") for part in name.split("/")]
+        return self.deepface_dir.joinpath(*parts)
 
     def source_urls(self, wf: WeightFile) -> list[str]:
         """The URLs a download tries, in order: the mirror prefixes, then the declared URLs."""

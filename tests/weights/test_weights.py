@@ -484,6 +484,20 @@ def test_deepface_cache_by_size_or_unchecked(make_manager: Any, tmp_path: Path,
         manager.path(WeightFile(name="w.h5", size=6))
 
 
+def test_deepface_cache_in_a_subfolder(make_manager: Any, tmp_path: Path) -> None:
+    # deepface keeps some files in a folder of their own (Buffalo_L: buffalo_l/webface_r50.onnx)
+    df = tmp_path / "dfhome" / ".deepface" / "weights" / "buffalo_l" / "webface_r50.onnx"
+    df.parent.mkdir(parents=True)
+    df.write_bytes(b"onnx")
+    manager = make_manager(offline=True)
+    wf = WeightFile(name="webface_r50.onnx", deepface_name="buffalo_l/webface_r50.onnx")
+    assert manager.deepface_path(wf) == df
+    assert manager.path(wf) == df and manager.status(wf)["where"] == "deepface"
+    for bad in ("buffalo_l/../x.onnx", "/abs/x.onnx", "a//b.onnx", "a\\b.onnx"):
+        with pytest.raises(WeightsError, match="deepface file name"):
+            manager.deepface_path(WeightFile(name="x.onnx", deepface_name=bad))
+
+
 # --------------------------------------------------------------------------------------- archives
 def test_bz2_is_decompressed(server: ServerState, make_manager: Any) -> None:
     data = payload(seed=11)
