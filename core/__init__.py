@@ -38,6 +38,8 @@ _LAZY = {
     "analyze": ("facepipe.functions", "analyze"),
     "find": ("facepipe.functions", "find"),
     "build_model": ("facepipe.functions", "build_model"),
+    "clear_models": ("facepipe.functions", "clear_models"),
+    "ModelCache": ("facepipe.model_cache", "ModelCache"),
 }
 
 

@@ -1,8 +1,11 @@
 """Running deepface's Keras 3 models: lazy build, positional weight loading, compiled inference.
 
 A Keras plugin declares one deepface-format ``.h5`` weight file and a ``build_model()`` that
-returns an un-weighted ``keras.Model``; :class:`KerasModelMixin` builds it once per plugin
-instance (lazily, under a lock, so concurrent first calls build it once), loads the weights by
+returns an un-weighted ``keras.Model``; :class:`KerasModelMixin` builds it lazily, under a lock,
+so concurrent first calls build it once - and once per process: instances of one class with the
+same weight file and device share the loaded model (:mod:`facepipe.engines.shared_networks`), so
+options applied outside the network (``normalization``, ``batch_size``) cost no second copy.  It
+loads the weights by
 position (:func:`facepipe.engines.keras_h5.load_h5_positional`) and runs inference through a
 compiled function, in chunks of ``config.batch_size``.  With ``engine="onnx"`` the loaded model is
 exported once (:mod:`facepipe.engines.onnx_export`) and run by ONNX Runtime instead; later
@@ -24,6 +27,7 @@ from pydantic import Field
 
 from facepipe.devices import DeviceName, keras_device
 from facepipe.engines.onnx_runtime import OnnxRunner, Optimization
+from facepipe.engines.shared_networks import shared_network, weights_identity
 from facepipe.engines.tf_logging import quiet_tensorflow_logs
 from facepipe.errors import ConfigError, InputShapeError, WeightsError
 from facepipe.plugin_config import PluginConfig, WeightsFileConfig
@@ -217,8 +221,19 @@ class KerasModelMixin:
 
     @property
     def model(self) -> Any:
-        """The built model with its weights loaded (built on first access)."""
-        return self._once("_keras_model", self._keras_lock, self._build_and_load)
+        """The built model with its weights loaded (built on first access, or the one another
+        instance of this class with the same weights and device already loaded)."""
+        return self._once("_keras_model", self._keras_lock, self._shared_model)
+
+    def network_key(self, *parts: Any) -> tuple[Any, ...]:
+        """What makes this instance's network: its class, its weight file, its device (and
+        ``parts``).  A subclass whose ``build_model()`` reads other options adds them here."""
+        cls = type(self)
+        return (f"{cls.__module__}.{cls.__qualname__}", weights_identity(self._existing_weights()),
+                getattr(self.config, "device", None), *parts)  # type: ignore[attr-defined]
+
+    def _shared_model(self) -> Any:
+        return shared_network(("keras", *self.network_key()), self._build_and_load)
 
     def _existing_weights(self) -> Path:
         path = self.resolve_weights_path()  # fail fast, before the (slow) build
@@ -270,8 +285,13 @@ class KerasModelMixin:
 
     @property
     def onnx_runner(self) -> OnnxRunner:
-        """The onnxruntime runner (engine="onnx"): the cached export, else export once and cache."""
-        return self._once("_onnx_runner", self._onnx_lock, self._open_or_export_onnx)
+        """The onnxruntime runner (engine="onnx"): the cached export, else export once and cache
+        (shared like :attr:`model` by instances with the same weights, device and export folder)."""
+        def open_shared() -> OnnxRunner:
+            key = ("onnx", *self.network_key(str(self.onnx_cache_path()), self.onnx_optimization))
+            return shared_network(key, self._open_or_export_onnx)
+
+        return self._once("_onnx_runner", self._onnx_lock, open_shared)
 
     def _open_or_export_onnx(self) -> OnnxRunner:
         from facepipe.engines.onnx_export import open_or_export
@@ -287,6 +307,7 @@ class KerasModelMixin:
         )
 
     def close(self) -> None:
-        """Drop the Keras model and the ONNX session (rebuilt on next use)."""
+        """Drop this instance's hold on the Keras model and the ONNX session (freed when no other
+        instance holds them; rebuilt on next use)."""
         self._keras_model = None
         self._onnx_runner = None

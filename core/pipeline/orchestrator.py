@@ -1,14 +1,17 @@
 """The pipeline: detect → align/crop → preprocess → represent → compare, and → analyze.
 
 Every stage is batch-first: the faces of all input images go through each model together, in
-chunks of ``batch_size``.  Plugins are built once per pipeline, on first use, under a lock.
+chunks of ``batch_size``.  Plugins are built on first use, under a lock, and come from the
+process-wide :mod:`facepipe.model_cache`: pipelines that differ only in pipeline-level options
+share one instance of each model.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 import time
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -33,6 +36,7 @@ from facepipe.errors import (
 from facepipe.pipeline.batching import chunks as _chunks, flatten, regroup
 from facepipe.pipeline.decision import confidence, confidence_params, threshold_for
 from facepipe.pipeline.eyes import EyeLocator, find_eye_locator
+from facepipe.model_cache import ModelCache, ModelKey, shared_models
 from facepipe.preprocess import as_bgr_uint8
 from facepipe.registry import PluginRegistry, default_registry
 from facepipe.pipeline.results import Analysis, Face, Representation, VerifyResult
@@ -58,15 +62,27 @@ class Pipeline:
     dict, a :class:`~facepipe.pipeline.config.PipelineConfig`, or a path to a .yaml/.yml/.json/.toml file.
     Pass ``registry=`` for a hermetic set of plugins and ``weights=`` for a custom
     :class:`~facepipe.weights.WeightsManager`.
+
+    Plugins come from ``models`` (default: the process-wide
+    :func:`~facepipe.model_cache.shared_models`), so every pipeline with the same plugin options
+    uses the same instance; pass ``models=ModelCache()`` to keep this pipeline's models private.
     """
 
     def __init__(self, config: PipelineConfig | Mapping[str, Any] | str | Path | None = None, *,
-                 registry: PluginRegistry | None = None, weights: Any = None) -> None:
+                 registry: PluginRegistry | None = None, weights: Any = None,
+                 models: ModelCache | None = None) -> None:
         self.registry = registry if registry is not None else default_registry()
         self.config = parse_config(config)
         self.plugin_configs = resolve_config(self.config, self.registry)
         self.weights = weights
+        self.models = models if models is not None else shared_models()
         self._instances: dict[str, Any] = {}
+        #: the cache keys this pipeline holds one use of, by slot
+        self._leases: dict[str, ModelKey] = {}
+        self._generation = self.models.generation
+        # A pipeline dropped without close() (e.g. evicted from facepipe.functions' cache) still
+        # gives its models back; the finalizer holds the lease dict, never the pipeline.
+        self._release_on_gc = weakref.finalize(self, _release_all, self.models, self._leases)
         self._lock = threading.RLock()
         self._eye_locator: EyeLocator | None | Any = _UNSET
         #: run by close(): layers above the pipeline (e.g. find's open indexes) release what they hold
@@ -74,20 +90,26 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, config: PipelineConfig | Mapping[str, Any] | str | Path | None = None, *,
-                    registry: PluginRegistry | None = None, weights: Any = None) -> "Pipeline":
+                    registry: PluginRegistry | None = None, weights: Any = None,
+                    models: ModelCache | None = None) -> "Pipeline":
         """Build a pipeline from a dict, a PipelineConfig or a config file path."""
-        return cls(config, registry=registry, weights=weights)
+        return cls(config, registry=registry, weights=weights, models=models)
 
     # ------------------------------------------------------------------------------ plugins
     def _plugin(self, slot: str, kind: str, name: str) -> Any:
         instance = self._instances.get(slot)
-        if instance is not None:
+        if instance is not None and self._generation == self.models.generation:
             return instance
-        with self._lock:  # build once, even when many threads ask at the same time
+        with self._lock:  # acquire once, even when many threads ask at the same time
+            if self._generation != self.models.generation:  # clear_models() closed them all
+                self._instances.clear()
+                self._leases.clear()  # stale keys: nothing to give back
+                self._generation = self.models.generation
             instance = self._instances.get(slot)
             if instance is None:
-                instance = self.registry.create(kind, name, self.plugin_configs[slot],  # type: ignore[arg-type]
-                                                weights=self.weights)
+                key, instance = self.models.acquire(self.registry, kind, name,  # type: ignore[arg-type]
+                                                    self.plugin_configs[slot], weights=self.weights)
+                self._leases[slot] = key
                 self._instances[slot] = instance
             return instance
 
@@ -156,14 +178,15 @@ class Pipeline:
         return self
 
     def close(self) -> None:
-        """Release every built plugin."""
+        """Give back every plugin this pipeline uses: a model no other pipeline shares is closed
+        (its memory freed); one that others still use stays loaded for them.  The pipeline stays
+        usable and acquires its plugins again on the next call."""
         with self._lock:
             callbacks, self._close_callbacks = self._close_callbacks, []
             for callback in callbacks:
                 callback()
-            for instance in self._instances.values():
-                instance.close()
             self._instances.clear()
+            _release_all(self.models, self._leases)
 
     # ------------------------------------------------------------------------------ detection
     def _load(self, sources: Sequence[ImageInput]) -> list[tuple[np.ndarray, str]]:
@@ -423,6 +446,14 @@ class VerifyMatrix:
     threshold: float
     model: str
     similarity_metric: str
+
+
+def _release_all(models: ModelCache, leases: dict[str, ModelKey]) -> None:
+    """Give back every use in ``leases`` (a pipeline's close, or its garbage collection)."""
+    keys = list(leases.values())
+    leases.clear()
+    for key in keys:
+        models.release(key)
 
 
 def _is_image_side(value: Any) -> bool:
