@@ -8,10 +8,11 @@ Intended differences (quirks fixed) are listed in ``docs/compat.md``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from facepipe.apps import deepface_compat as compat
 from facepipe.errors import (  # noqa: F401 - deepface's exception names, re-exported
     ConfigError,
     DataTypeError,
@@ -71,7 +72,9 @@ def build_model(model_name: str, task: str = "facial_recognition") -> Any:
         raise UnimplementedError(f"unimplemented task {task!r}; choose one of {', '.join(_TASK_KINDS)}")
     cache = _built.setdefault(kind, {})
     if model_name not in cache:
-        cache[model_name] = default_registry().create(kind, model_name)  # type: ignore[arg-type]
+        model = default_registry().create(kind, model_name)  # type: ignore[arg-type]
+        # attribute models answer predict() with deepface's numpy types, not facepipe's dicts
+        cache[model_name] = compat.AttributeClient(model, model_name) if kind == "analyzer" else model
     return cache[model_name]
 
 
@@ -88,15 +91,22 @@ def extract_faces(img_path: Any, detector_backend: str = "opencv", enforce_detec
         raise UnimplementedError(f"color_face must be 'rgb', 'bgr' or 'gray', not {color_face!r}")
     pipeline = _pipeline("Dlib", detector_backend, enforce_detection=enforce_detection, align=align,
                          expand_percentage=expand_percentage)
-    faces = pipeline.extract_faces(img_path, max_faces=max_faces)
+    batch = _is_batch(img_path)
+    inputs, sizes = compat.load_inputs(img_path, batch)
+    faces = pipeline.extract_faces(inputs, max_faces=max_faces)
     color: Any = "gray" if grayscale else color_face
 
-    def convert(items: list[Any]) -> list[dict[str, Any]]:
-        return [f.to_dict(color, normalize_face) for f in items]
+    def convert(items: list[Any], size: tuple[int, int]) -> list[dict[str, Any]]:
+        out = []
+        for face in items:
+            item = face.to_dict(color, normalize_face)
+            item["facial_area"] = compat.deepface_area(item["facial_area"], size)
+            out.append(item)
+        return out
 
-    if _is_batch(img_path):
-        return [convert(items) for items in faces]  # type: ignore[arg-type]
-    return convert(faces)  # type: ignore[arg-type]
+    if batch:
+        return [convert(items, size) for items, size in zip(faces, sizes)]  # type: ignore[arg-type]
+    return convert(faces, sizes[0])  # type: ignore[arg-type]
 
 
 def represent(img_path: Any, model_name: str = "VGG-Face", enforce_detection: bool = True,
@@ -113,11 +123,13 @@ def represent(img_path: Any, model_name: str = "VGG-Face", enforce_detection: bo
     _no_antispoofing(anti_spoofing)
     pipeline = _pipeline(model_name, detector_backend, enforce_detection=enforce_detection, align=align,
                          expand_percentage=expand_percentage, normalization=normalization)
-    reps = pipeline.represent(img_path, max_faces=max_faces)
+    batch = _is_batch(img_path)
+    inputs, sizes = compat.load_inputs(img_path, batch)
+    reps = pipeline.represent(inputs, max_faces=max_faces)
     recognizer = pipeline.recognizer
     value_range = getattr(pipeline.recognizer_spec, "value_range", None)
 
-    def convert(items: list[Any]) -> list[dict[str, Any]]:
+    def convert(items: list[Any], size: tuple[int, int]) -> list[dict[str, Any]]:
         out = []
         for rep in items:
             vector = np.asarray(rep.embedding, dtype=np.float64)
@@ -126,29 +138,55 @@ def represent(img_path: Any, model_name: str = "VGG-Face", enforce_detection: bo
             if l2_normalize:
                 vector = metrics.l2_normalize(vector[None, :])[0]
             item = rep.to_dict()
+            if detector_backend != "skip":  # deepface reports skip's whole image unclamped
+                item["facial_area"] = compat.deepface_area(item["facial_area"], size)
             item["embedding"] = [float(v) for v in vector]
             if return_face:
                 item["face"] = recognizer.preprocess([rep.face.crop])[0]
             out.append(item)
         return out
 
-    if _is_batch(img_path):
-        return [convert(items) for items in reps]  # type: ignore[arg-type]
-    return convert(reps)  # type: ignore[arg-type]
+    if batch:
+        return [convert(items, size) for items, size in zip(reps, sizes)]  # type: ignore[arg-type]
+    return convert(reps, sizes[0])  # type: ignore[arg-type]
 
 
 def verify(img1_path: Any, img2_path: Any, model_name: str = "VGG-Face", detector_backend: str = "opencv",
-           distance_metric: str = "cosine", enforce_detection: bool = True, align: bool = True,
+           distance_metric: str | Callable[..., Any] = "cosine", enforce_detection: bool = True, align: bool = True,
            expand_percentage: int = 0, normalization: str = "base", silent: bool = False,
            threshold: float | None = None, anti_spoofing: bool = False) -> dict[str, Any]:
-    """deepface's ``verify`` dict (verified, distance, threshold, confidence, model, ...)."""
+    """deepface's ``verify`` dict (verified, distance, threshold, confidence, model, ...).
+
+    ``distance_metric`` may be a callable taking two 1-D vectors (0.0.103); it needs ``threshold``.
+    """
     from facepipe.pipeline.metrics import round_distance
 
+    compat.require_threshold(distance_metric, threshold)
     _no_antispoofing(anti_spoofing)
-    pipeline = _pipeline(model_name, detector_backend, distance_metric, enforce_detection=enforce_detection,
-                         align=align, expand_percentage=expand_percentage, normalization=normalization)
-    result = pipeline.verify(img1_path, img2_path, threshold=threshold)
+    custom = not isinstance(distance_metric, str)
+    pipeline = _pipeline(model_name, detector_backend, "cosine" if custom else distance_metric,
+                         enforce_detection=enforce_detection, align=align, expand_percentage=expand_percentage,
+                         normalization=normalization)
+    sides = []
+    for index, value in ((1, img1_path), (2, img2_path)):
+        compat.check_embedding_list(value, index, model_name, pipeline.embedding_size)
+        sides.append((value, isinstance(value, list)))
+    if custom:
+        return compat.custom_verify(pipeline, sides, distance_metric, float(threshold),  # type: ignore[arg-type]
+                                    model_name, detector_backend)
+    inputs, sizes = [], []
+    for value, is_embedding in sides:
+        if is_embedding:
+            inputs.append(value)
+            sizes.append((0, 0))
+        else:
+            loaded, (size,) = compat.load_inputs(value, batch=False)
+            inputs.append(loaded)
+            sizes.append(size)
+    result = pipeline.verify(inputs[0], inputs[1], threshold=threshold)
     data = result.to_dict()
+    data["facial_areas"] = {key: compat.deepface_area(area, size)
+                            for (key, area), size in zip(data["facial_areas"].items(), sizes)}
     data["distance"] = float(round_distance(data["distance"]))
     data["model"] = model_name
     data["detector_backend"] = detector_backend
@@ -173,38 +211,64 @@ def analyze(img_path: Any, actions: Sequence[str] | str = ACTIONS, enforce_detec
             raise UnimplementedError(f"Invalid action passed ({action!r})). Valid actions are {', '.join(ACTIONS)}.")
     pipeline = _pipeline("Dlib", detector_backend, enforce_detection=enforce_detection, align=align,
                          expand_percentage=expand_percentage, actions=actions)
-    results = pipeline.analyze(img_path, actions=list(actions))
+    batch = _is_batch(img_path)
+    inputs, sizes = compat.load_inputs(img_path, batch)
+    results = pipeline.analyze(inputs, actions=list(actions))
 
-    def convert(items: list[Any]) -> list[dict[str, Any]]:
+    def convert(items: list[Any], size: tuple[int, int]) -> list[dict[str, Any]]:
         out = []
         for analysis in items:
             item = analysis.to_dict()
             if "age" in item:
                 item["age"] = int(item["age"])
+            item["region"] = compat.deepface_area(item["region"], size)
             out.append(item)
         return out
 
-    if _is_batch(img_path):
-        return [convert(items) for items in results]  # type: ignore[arg-type]
-    return convert(results)  # type: ignore[arg-type]
+    if batch:
+        return [convert(items, size) for items, size in zip(results, sizes)]  # type: ignore[arg-type]
+    return convert(results, sizes[0])  # type: ignore[arg-type]
 
 
-def find(img_path: Any, db_path: str | Path, model_name: str = "VGG-Face", distance_metric: str = "cosine",
-         enforce_detection: bool = True, detector_backend: str = "opencv", align: bool = True,
-         similarity_search: bool = False, k: int | None = None, expand_percentage: int = 0,
-         threshold: float | None = None, normalization: str = "base", silent: bool = False,
-         refresh_database: bool = True, anti_spoofing: bool = False, batched: bool = False) -> Any:
-    """deepface's ``find``: one DataFrame per query face (``batched=True``: lists of dicts)."""
+def find(img_path: Any, db_path: str | Path, model_name: str = "VGG-Face",
+         distance_metric: str | Callable[..., Any] = "cosine", enforce_detection: bool = True,
+         detector_backend: str = "opencv", align: bool = True, similarity_search: bool = False,
+         k: int | None = None, expand_percentage: int = 0, threshold: float | None = None,
+         normalization: str = "base", silent: bool = False, refresh_database: bool = True,
+         anti_spoofing: bool = False, datastore_format: str = "npz", return_type: str | None = None,
+         batched: bool = False) -> Any:
+    """deepface's ``find``: one DataFrame per query face, or (``return_type="dict"``) one list of
+    row dicts per query face.
+
+    ``datastore_format`` is checked and otherwise moot (facepipe keeps a SQLite index);
+    ``batched=True`` is the pre-0.0.103 spelling of dict rows (without ``confidence``).
+    A callable ``distance_metric`` needs ``threshold`` and is called as 0.0.103 calls it.
+    """
     from facepipe.gallery.find import find as find_in_folder
 
+    return_type = compat.resolve_return_type("dict" if batched and return_type is None else return_type)
+    compat.require_threshold(distance_metric, threshold)
+    compat.check_datastore_format(datastore_format)
+    compat.check_db_path(db_path)
     _no_antispoofing(anti_spoofing)
-    pipeline = _pipeline(model_name, detector_backend, distance_metric, enforce_detection=enforce_detection,
-                         align=align, expand_percentage=expand_percentage, normalization=normalization)
-    results = find_in_folder(pipeline, img_path, db_path, threshold=threshold or None, k=k,
-                             similarity_search=similarity_search, refresh=refresh_database,
-                             progress=not silent)
-    if batched:  # deepface's batched rows have no confidence column
+    custom = not isinstance(distance_metric, str)
+    pipeline = _pipeline(model_name, detector_backend, "cosine" if custom else distance_metric,
+                         enforce_detection=enforce_detection, align=align, expand_percentage=expand_percentage,
+                         normalization=normalization)
+    distance_fn = compat.find_distance_fn(distance_metric, return_type) if custom else None  # type: ignore[arg-type]
+    loaded, (size,) = compat.load_inputs(img_path, batch=False)
+    results = find_in_folder(pipeline, loaded, db_path, threshold=threshold if custom else threshold or None,
+                             k=k, similarity_search=similarity_search, refresh=refresh_database,
+                             progress=not silent, distance_fn=distance_fn)
+    for result in results:  # the query's box as deepface reports it
+        for row in result.rows:
+            area = compat.deepface_area({"x": row["source_x"], "y": row["source_y"], "w": row["source_w"],
+                                         "h": row["source_h"]}, size)
+            row.update(source_x=area["x"], source_y=area["y"], source_w=area["w"], source_h=area["h"])
+    if batched:  # the older batched rows have no confidence column
         return [[{key: v for key, v in row.items() if key != "confidence"} for row in r.rows] for r in results]
+    if return_type == "dict":
+        return [r.to_dicts() for r in results]
     return [r.to_pandas() for r in results]
 
 

@@ -39,7 +39,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -49,6 +49,7 @@ from facepipe.errors import (
     EmptyDatasourceError,
     ImageError,
     IndexCorruptError,
+    InvalidEmbeddingsShapeError,
     PathNotFoundError,
 )
 from facepipe.files import sha256_file
@@ -830,6 +831,7 @@ def _cached_index(pipeline: Pipeline, db_path: str | os.PathLike[str], index_dir
 def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, threshold: float | None = None,
          k: int | None = None, similarity_search: bool = False, refresh: bool = True,
          progress: ProgressArg = None, index_dir: str | os.PathLike[str] | None = None,
+         distance_fn: Callable[[np.ndarray, np.ndarray], Any] | None = None,
          **face_options: Any) -> list[FindResult]:
     """Search the folder ``db_path`` for the faces of ``img``: one :class:`FindResult` per query face.
 
@@ -840,11 +842,18 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
     ``on_no_face``) apply to the query; ``align`` and ``expand_percentage`` also select the index.
     ``confidence`` is decided with the threshold in use, as :meth:`Pipeline.verify` does.
 
+    ``distance_fn`` replaces the pipeline's metric: it gets the query embeddings ``(M, D)`` and
+    the folder's ``(N, D)`` (float64) and returns the ``(M, N)`` distances, used unrounded.  It
+    needs an explicit ``threshold``, and its rows carry the confidence of a metric without a fitted
+    model (51 / 49; 100 / 0 at distance 0).
+
     Raises :class:`PathNotFoundError` (no such folder), :class:`EmptyDatasourceError` (no
     JPEG/PNG photo in it), and the query's errors (e.g. :class:`FaceNotDetectedError`).
     """
     if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
         raise ConfigError(f"k must be a positive integer or None, got {k!r}")
+    if distance_fn is not None and threshold is None:
+        raise ConfigError("a custom distance_fn has no pre-tuned threshold; pass threshold=")
     index_options: dict[str, Any] = {key: face_options[key] for key in ("align", "expand_percentage")
                                      if key in face_options}
     index = _cached_index(pipeline, db_path, index_dir, index_options)
@@ -856,9 +865,12 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
             f"No item found in {os.fspath(db_path)!r}: it holds no JPEG or PNG photo (sub-folders included)")
     faces = pipeline.faces([img], **face_options)[0]
     vectors = pipeline.embed_faces(faces)
-    matrix = index.distances(vectors) if len(faces) else np.zeros((0, len(snap.faces)))
     limit = pipeline.threshold(threshold)
-    matrix = np.round(matrix, 6)
+    if distance_fn is not None:
+        matrix = _custom_distances(distance_fn, vectors, snap.embeddings)
+    else:
+        matrix = index.distances(vectors) if len(faces) else np.zeros((0, len(snap.faces)))
+        matrix = np.round(matrix, 6)
     results = []
     for face, row in zip(faces, matrix):
         order = np.argsort(row, kind="stable")  # records are sorted by path, so ties keep that order
@@ -874,7 +886,29 @@ def find(pipeline: Pipeline, img: Any, db_path: str | os.PathLike[str], *, thres
                 "target_x": rec.x, "target_y": rec.y, "target_w": rec.w, "target_h": rec.h,
                 "source_x": face.area.x, "source_y": face.area.y, "source_w": face.area.w, "source_h": face.area.h,
                 "threshold": limit, "distance": distance,
-                "confidence": pipeline.confidence(distance, distance <= limit),
+                "confidence": _confidence(pipeline, distance, distance <= limit, custom=distance_fn is not None),
             })
         results.append(FindResult(rows, face, limit))
     return results
+
+
+def _custom_distances(distance_fn: Callable[[np.ndarray, np.ndarray], Any], queries: Any,
+                      gallery: np.ndarray) -> np.ndarray:
+    """The caller's ``(M, N)`` distance matrix, checked for shape."""
+    q = np.asarray(queries, dtype=np.float64).reshape(-1, gallery.shape[1])
+    if len(q) == 0 or len(gallery) == 0:
+        return np.zeros((len(q), len(gallery)))
+    matrix = np.asarray(distance_fn(q, np.asarray(gallery, dtype=np.float64)), dtype=np.float64)
+    if matrix.shape != (len(q), len(gallery)):
+        raise InvalidEmbeddingsShapeError(
+            f"the custom distance returned shape {matrix.shape}; expected (queries, gallery) = "
+            f"({len(q)}, {len(gallery)})")
+    return matrix
+
+
+def _confidence(pipeline: Pipeline, distance: float, verified: bool, *, custom: bool) -> float:
+    if not custom:
+        return pipeline.confidence(distance, verified)
+    from facepipe.pipeline.decision import confidence
+
+    return confidence(distance, None, verified)  # no fitted model for a caller's metric

@@ -160,7 +160,12 @@ def load_image(
     if callable(getattr(source, "read", None)):
         label = name or "file object"
         data = _read_file_object(source, label, lim)
-        return LoadedImage(_decode(data, f"{label} ({len(data)} bytes)", lim), label)
+        try:
+            image = _decode(data, f"{label} ({len(data)} bytes)", lim)
+        except ImageDecodeError as exc:
+            # deepface's wording for a stream that is not an image; callers match on it.
+            raise ImageDecodeError(f"Failed to decode image: {exc}") from None
+        return LoadedImage(image, label)
     if isinstance(source, (list, tuple)):
         raise ImageTypeError(
             f"load_image() takes one image but got a {type(source).__name__} of {len(source)} items; "
@@ -325,17 +330,23 @@ def _bytes_of(buf: bytes | bytearray | memoryview, what: str, lim: ImageLimits) 
 def _read_file_object(fobj: Any, label: str, lim: ImageLimits) -> bytes:
     if isinstance(fobj, io.TextIOBase):
         raise ImageTypeError(f"{label} is opened in text mode; open the image file with mode 'rb'")
-    try:
-        if callable(getattr(fobj, "seekable", None)) and fobj.seekable():
-            fobj.seek(0)
-    except (OSError, ValueError):
-        pass  # not rewindable: read from where it is
+    _rewind(fobj)
     cap = lim.max_bytes
     chunks: list[bytes] = []
     total = 0
+    sized = True  # False once read(size) turned out unsupported: then one read() takes it all
     try:
         while total <= cap:
-            chunk = fobj.read(min(4 * MiB, cap + 1 - total))
+            if sized:
+                try:
+                    chunk = fobj.read(min(4 * MiB, cap + 1 - total))
+                except TypeError:
+                    if chunks:
+                        raise
+                    sized = False
+                    chunk = fobj.read()
+            else:
+                chunk = b""  # the single read() already returned everything
             if chunk is None:  # non-blocking stream with nothing available
                 raise ImageDecodeError(f"{label} returned no data (non-blocking stream?); pass the bytes")
             if isinstance(chunk, str):
@@ -349,7 +360,7 @@ def _read_file_object(fobj: Any, label: str, lim: ImageLimits) -> bytes:
     except ImageError:
         raise
     except TypeError:
-        raise ImageTypeError(f"{label}.read(size) is not supported; pass the bytes instead") from None
+        raise ImageTypeError(f"{label}.read() cannot be called; pass the bytes instead") from None
     except (OSError, ValueError) as exc:  # closed file, I/O error
         raise ImageDecodeError(f"could not read from {label}: {exc}") from None
     if total > cap:
@@ -357,6 +368,20 @@ def _read_file_object(fobj: Any, label: str, lim: ImageLimits) -> bytes:
             f"{label} holds more than {cap} bytes (raise ImageLimits.max_bytes to accept it)"
         )
     return b"".join(chunks)
+
+
+def _rewind(fobj: Any) -> None:
+    """Seek to the start when the object allows it (deepface rewinds too); a ``seek`` that is
+    missing, refuses, or has another signature just means "read from where it is"."""
+    seek = getattr(fobj, "seek", None)
+    if not callable(seek):
+        return
+    try:
+        if callable(getattr(fobj, "seekable", None)) and not fobj.seekable():
+            return
+        seek(0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,11 +433,16 @@ def _decode_data_uri(uri: str, lim: ImageLimits) -> bytes:
     if comma < 0:
         raise ImageDecodeError(f"{what} has no ',' after its header; expected 'data:image/<type>;base64,<data>'")
     header = uri[5:comma].strip().lower()
-    if not header.endswith(";base64"):
+    if header.endswith(";base64"):
+        return _decode_base64(uri[comma + 1:], what, lim)
+    # No ';base64' marker: deepface decodes the payload as base64 anyway, and so do we (strictly).
+    try:
+        return _decode_base64(uri[comma + 1:], what, lim)
+    except ImageDecodeError:
         raise ImageDecodeError(
-            f"{what} is not base64-encoded (header {uri[:comma]!r}); expected 'data:image/<type>;base64,<data>'"
-        )
-    return _decode_base64(uri[comma + 1:], what, lim)
+            f"{what} has no ';base64' in its header ({uri[:comma]!r}) and its data is not base64 either; "
+            "expected 'data:image/<type>;base64,<data>'"
+        ) from None
 
 
 def _fetch_url(url: str, lim: ImageLimits) -> bytes:
