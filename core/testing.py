@@ -23,7 +23,7 @@ from pydantic import Field
 
 from facepipe.registry import ENTRY_POINT_GROUP, PluginRegistry
 from facepipe.specs import DetectorSpec, PluginSpec, RecognizerSpec
-from facepipe.types import Analyzer, DetectedFace, Detector, Metric, PluginConfig, Recognizer
+from facepipe.types import Analyzer, AntiSpoofer, DetectedFace, Detector, Metric, PluginConfig, Recognizer
 
 
 def sample_images(seed: int = 0) -> list[np.ndarray]:
@@ -148,6 +148,26 @@ def _close(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return abs(a - b) <= 1e-4 * max(1.0, abs(a))
     return bool(a == b)
+
+
+def check_antispoofer(spoofer: AntiSpoofer, image: np.ndarray | None = None,
+                      boxes: Sequence[tuple[int, int, int, int]] | None = None, *, atol: float = 1e-4) -> None:
+    """One plain ``(is_real, score in [0, 1])`` per box, determinism, all boxes == one call per box."""
+    image = image if image is not None else sample_images()[0]
+    height, width = image.shape[:2]
+    boxes = list(boxes) if boxes is not None else [
+        (width // 4, height // 4, width // 2, height // 2), (0, 0, width // 3, height // 3),
+        (width - width // 3, height - height // 3, width // 3, height // 3)]
+    out = spoofer.check(image, boxes)
+    assert isinstance(out, list) and len(out) == len(boxes), "check() must return one (is_real, score) per box"
+    for is_real, score in out:
+        assert type(is_real) is bool and type(score) is float, "check() must return plain (bool, float) pairs"
+        assert 0.0 <= score <= 1.0, f"score {score} not in [0, 1]"
+    singles = [spoofer.check(image, [box])[0] for box in boxes]
+    for (real_a, score_a), (real_b, score_b) in zip(out, singles):
+        assert real_a == real_b and abs(score_a - score_b) <= atol, "all boxes at once differ from one by one"
+    assert spoofer.check(image, []) == [], "check(image, []) must return []"
+    check_config_round_trip(spoofer.config)
 
 
 def check_metric(metric: Metric, dim: int = 16, seed: int = 0) -> None:
