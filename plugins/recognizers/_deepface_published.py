@@ -22,6 +22,8 @@ THRESHOLDS: dict[str, dict[str, float]] = {
     "DeepFace": {"cosine": 0.23, "euclidean": 64.0, "euclidean_l2": 0.64, "angular": 0.12},
     "DeepID": {"cosine": 0.015, "euclidean": 45.0, "euclidean_l2": 0.17, "angular": 0.04},
     "GhostFaceNet": {"cosine": 0.65, "euclidean": 35.71, "euclidean_l2": 1.1, "angular": 0.38},
+    # deepface 0.0.94+ (config/threshold.py); no confidence model or value range is published for it
+    "Buffalo_L": {"cosine": 0.55, "euclidean": 0.6, "euclidean_l2": 1.1, "angular": 0.45},
 }
 
 #: the logistic distance-to-confidence model per model and metric, in deepface's column order:
