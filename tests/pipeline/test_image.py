@@ -164,6 +164,40 @@ def test_non_seekable_stream_read_in_pieces(img1_bytes: bytes, img1_ref: np.ndar
     assert np.array_equal(load_image(Drip(img1_bytes)).image, img1_ref)
 
 
+def test_file_object_with_unusable_seek_and_sizeless_read(img1_bytes: bytes, img1_ref: np.ndarray) -> None:
+    class Upload:
+        """Claims to be seekable but its seek takes no offset; read() takes no size (as some
+        framework upload wrappers do): it is read as it is, like deepface does."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def seekable(self) -> bool:
+            return True
+
+        def seek(self) -> None:  # wrong signature: seek(0) raises TypeError
+            raise AssertionError("never called without an offset")
+
+        def read(self) -> bytes:
+            return self.data
+
+    assert np.array_equal(load_image(Upload(img1_bytes)).image, img1_ref)
+
+
+def test_non_image_stream_says_failed_to_decode_image() -> None:
+    # deepface's message for a file object that is not an image (callers match on it).
+    with pytest.raises(ImageDecodeError, match="^Failed to decode image"):
+        load_image(io.BytesIO(b"this is a text file, not a photo"))
+
+
+def test_data_uri_without_base64_marker_is_decoded(img1_bytes: bytes, img1_ref: np.ndarray) -> None:
+    # deepface decodes the part after the comma as base64 whatever the header says.
+    loaded = load_image("data:image/jpeg," + base64.b64encode(img1_bytes).decode())
+    assert np.array_equal(loaded.image, img1_ref)
+    with pytest.raises(ImageDecodeError, match="no ';base64'"):
+        load_image("data:image/jpeg,%FF%D8%FF not base64")
+
+
 def test_base64_string_and_mime_lines(img1_bytes: bytes, img1_ref: np.ndarray) -> None:
     text = base64.b64encode(img1_bytes).decode()
     loaded = load_image(text)
