@@ -1,4 +1,4 @@
-"""YOLO face detectors (deepface's ``yolov8n`` ... ``yolov12l``) run by the ``ultralytics`` package.
+"""YOLO face detectors (deepface's ``yolov8n`` ... ``yolov12l``) on ONNX Runtime or ``ultralytics``.
 
 One plugin name per deepface key (``yolov8n``, ``yolov8m``, ``yolov8l``, ``yolov11n/s/m/l``,
 ``yolov12n/s/m/l``), so ``detector="yolov11s"`` works as in deepface and every name declares exactly
@@ -16,8 +16,21 @@ keypoint 2 -> ``nose``, 3 -> ``mouth_right``, 4 -> ``mouth_left``, which deepfac
 The v11 n/s/m models have no keypoints (deepface's code says so); whether v11l / v12 have them is
 unknown, so keypoints are read whenever the loaded model produces them.
 
-Runtime: ``ultralytics`` imports and uses ``torchvision`` (its package metadata at import time,
-the module in the predictor warm-up), so it needs a torchvision build that matches torch.
+Two engines (option ``engine``):
+
+* ``onnx``: an ONNX export of the model on ONNX Runtime, with letterboxing, decoding and NMS done
+  by facepipe (:mod:`facepipe.plugins.detectors.yolo_onnx`); needs no ultralytics, torch or
+  torchvision, and an ``.onnx`` file runs no code.  Make the export once from the checkpoint:
+  ``yolo export model=yolov8n-face.pt format=onnx`` (ultralytics' command line), then pass it as
+  ``weights_path`` or put it in the cache as ``<variant>-face.onnx``.
+* ``ultralytics``: ``YOLO(checkpoint).predict``.  A ``.pt`` checkpoint is a Python pickle and
+  loading one runs code, so facepipe hands ultralytics a file other than ``.onnx`` only when its
+  sha256 is pinned: by the variant's :class:`WeightFile` or by the ``checkpoint_sha256`` option.
+  None of the published face checkpoints comes with a digest, so none is pinned here.  ultralytics
+  imports and uses ``torchvision``, so it needs a torchvision build that matches torch.
+
+``auto`` (the default) takes ``onnx`` for a ``weights_path`` ending in ``.onnx`` or, without
+``weights_path``, when the cache holds ``<variant>-face.onnx``; ``ultralytics`` otherwise.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from pydantic import Field, create_model
 from facepipe import hookimpl
 from facepipe.devices import DeviceName, torch_device
 from facepipe.errors import PluginUnavailableError, WeightsError
+from facepipe.files import sha256_file
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
 from facepipe.types import DetectedFace, Detector
@@ -59,6 +73,12 @@ class YoloVariant:
     #: True: the model returns the 5 face keypoints; False: it has none; None: unknown
     keypoints: bool | None = None
     aliases: tuple[str, ...] = ()
+
+    @property
+    def onnx(self) -> WeightFile:
+        """The ONNX export of the checkpoint: made by the user (nobody publishes one), found in the cache."""
+        return WeightFile(name=f"{self.name}-face.onnx",
+                          description=f"{self.name} face detector, ONNX export of {self.weights.name}")
 
 
 def _weight(variant: str, url: str, size_hint: str) -> WeightFile:
@@ -100,8 +120,15 @@ class YoloConfig(WeightsFileConfig):
         description="keypoints whose visibility score is below this are reported as missing "
         "(0: keep all, as deepface)")
     device: DeviceName = Field(
-        None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None: ultralytics' choice")
-
+        None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None: the CPU for onnx, "
+        "ultralytics' choice for ultralytics")
+    engine: Literal["auto", "onnx", "ultralytics"] = Field(
+        "auto", description="onnx: an ONNX export on ONNX Runtime (runs no code); ultralytics: YOLO(checkpoint); "
+        "auto: onnx for a .onnx weights_path or a cached <variant>-face.onnx, else ultralytics")
+    checkpoint_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-fA-F]{64}$",
+        description="sha256 of the .pt checkpoint you trust: loading a pickle runs code, so ultralytics "
+        "gets a checkpoint only when its digest is pinned (here or by the variant's weight file)")
 
 
 def config_for(variant: str) -> type[YoloConfig]:
@@ -188,7 +215,8 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 # The detector
 # --------------------------------------------------------------------------------------------
 class YoloDetector(Detector):
-    """A deepface YOLO face model on ultralytics; boxes, and eyes/nose/mouth where the model has them."""
+    """A deepface YOLO face model on ONNX Runtime or ultralytics; boxes, and eyes/nose/mouth where the
+    model has them."""
 
     config_class = YoloConfig
     provides_eyes = False  # per instance: True for the variants known to have keypoints
@@ -199,67 +227,128 @@ class YoloDetector(Detector):
         self.variant = VARIANTS[cfg.variant]
         self.provides_eyes = bool(self.variant.keypoints)  # type: ignore[misc]
         self._model: Any = None
+        self.engine: Literal["onnx", "ultralytics"] | None = None  # known once the model is loaded
         self._lock = threading.Lock()  # ultralytics' predictor is not thread-safe
 
-    def weights_file(self) -> Path:
-        """The local checkpoint: ``weights_path`` or the manager's copy of the variant's file."""
+    def resolve(self) -> tuple[Literal["onnx", "ultralytics"], Path]:
+        """The engine and the local weight file it will load (see the module docstring for ``auto``)."""
         cfg: YoloConfig = self.config  # type: ignore[assignment]
-        return Path(self.weights_manager().path(self.variant.weights, override=cfg.weights_path))
+        manager = self.weights_manager()
+        if cfg.weights_path is not None:
+            path = Path(manager.path(self.variant.weights, override=cfg.weights_path))
+            if cfg.engine != "auto":
+                return cfg.engine, path
+            return ("onnx" if path.suffix.lower() == ".onnx" else "ultralytics"), path
+        onnx_file = manager.cache_path(self.variant.onnx)
+        if cfg.engine == "onnx" or (cfg.engine == "auto" and onnx_file.is_file()):
+            if not onnx_file.is_file():
+                raise WeightsError(
+                    f"engine='onnx' needs an ONNX export of {self.variant.weights.name}; nobody publishes one, so "
+                    f"make it once with ultralytics (`yolo export model={self.variant.weights.name} format=onnx`) "
+                    f"and put it at {onnx_file}, or pass it as weights_path")
+            return "onnx", onnx_file
+        return "ultralytics", Path(manager.path(self.variant.weights))
+
+    def weights_file(self) -> Path:
+        """The local weight file the configured engine loads."""
+        return self.resolve()[1]
+
+    def _check_pinned(self, path: Path) -> None:
+        """Refuse a checkpoint whose sha256 is not pinned: unpickling it would run its code."""
+        cfg: YoloConfig = self.config  # type: ignore[assignment]
+        pinned = cfg.checkpoint_sha256 or self.variant.weights.sha256
+        actual = sha256_file(path)
+        why = (f"refusing to load {path}: a YOLO checkpoint is a Python pickle and loading it runs code, so "
+               f"facepipe gives ultralytics only files whose sha256 is pinned")
+        if pinned is None:
+            raise WeightsError(
+                f"{why}, and none is pinned for {self.variant.name} (its publishers give no digest). If you trust "
+                f"this file, pin it with the option checkpoint_sha256='{actual}'; better, export it once to ONNX "
+                f"(`yolo export model={path.name} format=onnx`) and run that: engine='onnx' runs no code")
+        if actual != pinned.lower():
+            raise WeightsError(f"{why}; its sha256 is {actual}, but {pinned.lower()} is pinned")
 
     def _load(self) -> Any:
-        path = self.weights_file()  # before importing ultralytics: a missing file is the likelier problem
+        engine, path = self.resolve()  # before importing a runtime: a missing file is the likelier problem
+        cfg: YoloConfig = self.config  # type: ignore[assignment]
+        if engine == "onnx":
+            from facepipe.plugins.detectors.yolo_onnx import YoloOnnx
+
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError as exc:
+                raise PluginUnavailableError(
+                    f"engine='onnx' needs onnxruntime: pip install 'facepipe[onnx]' ({exc})") from exc
+            model = YoloOnnx(path, cfg.device)
+            self.engine = engine
+            return model
+        if path.suffix.lower() != ".onnx":
+            self._check_pinned(path)
         try:
             import ultralytics
         except ImportError as exc:
             raise PluginUnavailableError(
-                f"the {self.variant.name} detector needs the ultralytics package (and a torchvision that "
-                f"matches torch): pip install 'facepipe[yolo]' ({exc})") from exc
+                f"the {self.variant.name} detector runs a .pt checkpoint with the ultralytics package (and a "
+                f"torchvision that matches torch): pip install 'facepipe[yolo]'; or export it to ONNX and use "
+                f"engine='onnx' ({exc})") from exc
         version = str(getattr(ultralytics, "__version__", "0"))
         if _version_tuple(version) < _version_tuple(self.variant.min_ultralytics):
             raise PluginUnavailableError(
                 f"{self.variant.name} needs ultralytics>={self.variant.min_ultralytics}, found {version}; "
                 f"pip install -U 'ultralytics>={self.variant.min_ultralytics}'")
         try:
-            return ultralytics.YOLO(str(path))
+            model = ultralytics.YOLO(str(path))
         except Exception as exc:  # ultralytics raises assorted types for unreadable checkpoints
             raise WeightsError(f"could not load the YOLO checkpoint {path}: {exc}") from exc
+        self.engine = engine
+        return model
 
     @property
     def model(self) -> Any:
-        """The ultralytics ``YOLO`` model (loaded on first use)."""
+        """The loaded model: a :class:`YoloOnnx` runner or an ultralytics ``YOLO`` (loaded on first use)."""
         if self._model is None:
             with self._lock:
                 if self._model is None:
                     self._model = self._load()
         return self._model
 
+    def _predict_ultralytics(self, model: Any, arrays: list[np.ndarray]
+                             ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        cfg: YoloConfig = self.config  # type: ignore[assignment]
+        options: dict[str, Any] = {"conf": cfg.confidence, "iou": cfg.iou_threshold, "verbose": False}
+        if cfg.image_size is not None:
+            options["imgsz"] = cfg.image_size
+        if cfg.device is not None:
+            options["device"] = torch_device(cfg.device)
+        with self._lock:
+            results = list(model.predict(arrays, **options))
+        if len(results) != len(arrays):
+            raise RuntimeError(f"ultralytics returned {len(results)} results for {len(arrays)} images")
+        return [result_arrays(result) for result in results]
+
     def detect(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
-        """Detect faces in BGR uint8 images (one ultralytics call for the whole batch)."""
+        """Detect faces in BGR uint8 images (one engine call for the whole batch)."""
         if len(images) == 0:
             return []
         cfg: YoloConfig = self.config  # type: ignore[assignment]
         arrays = []
         for img in images:  # BGR uint8 (H, W, 3): the pipeline checks the contract
             arrays.append(np.ascontiguousarray(img))
-        options: dict[str, Any] = {"conf": cfg.confidence, "iou": cfg.iou_threshold, "verbose": False}
-        if cfg.image_size is not None:
-            options["imgsz"] = cfg.image_size
-        if cfg.device is not None:
-            options["device"] = torch_device(cfg.device)
         model = self.model
-        with self._lock:
-            results = list(model.predict(arrays, **options))
-        if len(results) != len(arrays):
-            raise RuntimeError(f"ultralytics returned {len(results)} results for {len(arrays)} images")
+        if self.engine == "onnx":
+            found = model.predict(arrays, confidence=cfg.confidence, iou=cfg.iou_threshold,
+                                  image_size=cfg.image_size)
+        else:
+            found = self._predict_ultralytics(model, arrays)
         out = []
-        for arr, result in zip(arrays, results):
-            xywh, conf, kps = result_arrays(result)
+        for arr, (xywh, conf, kps) in zip(arrays, found):
             out.append(faces_from_arrays(xywh, conf, kps, arr.shape[1], arr.shape[0],
                                          cfg.confidence, cfg.keypoint_min_confidence))
         return out
 
     def close(self) -> None:
         self._model = None
+        self.engine = None
 
 
 @hookimpl
@@ -271,11 +360,15 @@ def facepipe_register_detectors(register):  # type: ignore[no-untyped-def]
             factory="facepipe.plugins.detectors.yolo:YoloDetector",
             config=CONFIGS[variant.name],
             weights=(variant.weights,),
-            requires=("ultralytics", "torch", "torchvision"),
-            extra="yolo",
-            license="AGPL-3.0 (ultralytics); the face checkpoints carry their authors' licences",
+            # the ONNX engine needs only these; ultralytics is checked when a .pt is loaded
+            requires=("onnxruntime", "cv2"),
+            extra="onnx",
+            install="pip install 'facepipe[onnx]' to run ONNX exports; .pt checkpoints (sha256 pinned) "
+                    "also need 'facepipe[yolo]' (ultralytics and a torchvision matching torch)",
+            license="the face checkpoints carry their authors' licences; ultralytics (engine='ultralytics') "
+                    "is AGPL-3.0",
             # keypoints are read only when the loaded model has them, so no variant promises eyes
             provides_eyes=False,
-            description=f"{variant.name} face detector (ultralytics)"
+            description=f"{variant.name} face detector (ONNX export or ultralytics)"
             + ("; eyes, nose and mouth corners" if variant.keypoints else ""),
         ))

@@ -1,6 +1,7 @@
 """YOLO face detectors: registration and weight declarations, the pure conversion of ultralytics'
-result arrays, the plugin's glue (against a stand-in ``ultralytics`` module), the weights download
-over loopback, and - only where ultralytics really works - a random-weights pose model."""
+result arrays, the plugin's glue (against a stand-in ``ultralytics`` module), the sha256 pinning of
+pickled checkpoints, the weights download over loopback, and - only where ultralytics really works -
+a random-weights pose model.  The ONNX engine running a real network: test_detectors_yolo_onnx.py."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import facepipe.plugins.detectors.yolo as yolo
-from facepipe.errors import PluginUnavailableError
+from facepipe.errors import PluginUnavailableError, WeightsError
 from facepipe.preprocess import as_bgr_uint8
 from facepipe.registry import PluginRegistry
 from facepipe.weights import WeightsManager
@@ -40,7 +41,8 @@ def test_every_deepface_key_is_registered_with_its_weight_file() -> None:
     registry = PluginRegistry()
     for name, url in EXPECTED_URLS.items():
         spec = registry.get("detector", name)
-        assert spec.name == name and spec.extra == "yolo" and "ultralytics" in spec.requires
+        assert spec.name == name and spec.extra == "onnx" and "onnxruntime" in spec.requires
+        assert "facepipe[yolo]" in spec.install_hint  # the .pt route's extra is named too
         (wf,) = spec.weights
         assert wf.name == f"{name}-face.pt" and wf.urls == (url,)
         assert registry.validate_config("detector", name, {}).variant == name
@@ -52,6 +54,9 @@ def test_config_defaults_and_fixed_variant() -> None:
     registry = PluginRegistry()
     cfg = registry.validate_config("detector", "yolov8m", {})
     assert cfg.confidence == 0.25 and cfg.iou_threshold == 0.7 and cfg.weights_path is None
+    assert cfg.engine == "auto" and cfg.checkpoint_sha256 is None
+    with pytest.raises(Exception, match="checkpoint_sha256"):
+        registry.validate_config("detector", "yolov8m", {"checkpoint_sha256": "not-a-digest"})
     with pytest.raises(Exception, match="variant"):
         registry.validate_config("detector", "yolov8m", {"variant": "yolov8l"})
     with pytest.raises(Exception, match="confidence"):
@@ -128,7 +133,11 @@ def _fake_ultralytics(version: str, calls: list[tuple[str, Any]]) -> types.Modul
     return module
 
 
-def _home_with(tmp_path: Path, name: str, data: bytes = b"checkpoint") -> WeightsManager:
+CHECKPOINT = b"checkpoint"
+PIN = hashlib.sha256(CHECKPOINT).hexdigest()  # what a user who trusts the stand-in file pins
+
+
+def _home_with(tmp_path: Path, name: str, data: bytes = CHECKPOINT) -> WeightsManager:
     (tmp_path / "weights").mkdir(parents=True, exist_ok=True)
     (tmp_path / "weights" / name).write_bytes(data)
     return WeightsManager(home=tmp_path, offline=True, deepface_home=tmp_path / "none")
@@ -138,7 +147,8 @@ def test_detect_loads_the_managed_file_and_converts(tmp_path: Path, monkeypatch:
     calls: list[tuple[str, Any]] = []
     monkeypatch.setitem(sys.modules, "ultralytics", _fake_ultralytics("8.3.210", calls))
     manager = _home_with(tmp_path, "yolov8m-face.pt")
-    det = yolo.YoloDetector(yolo.CONFIGS["yolov8m"](confidence=0.4, image_size=320), weights=manager)
+    det = yolo.YoloDetector(yolo.CONFIGS["yolov8m"](confidence=0.4, image_size=320, checkpoint_sha256=PIN),
+                            weights=manager)
     images = [np.zeros((100, 200, 3), np.uint8), as_bgr_uint8(np.zeros((60, 60), np.uint8))]  # as the pipeline hands it
     faces = det.detect(images)
     assert calls[0] == ("load", str(tmp_path / "weights" / "yolov8m-face.pt"))
@@ -157,18 +167,54 @@ def test_detect_loads_the_managed_file_and_converts(tmp_path: Path, monkeypatch:
 
 def test_old_ultralytics_is_refused_for_v11(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ultralytics", _fake_ultralytics("8.2.0", []))
-    det = yolo.YoloDetector(yolo.CONFIGS["yolov11n"](), weights=_home_with(tmp_path, "yolov11n-face.pt"))
+    det = yolo.YoloDetector(yolo.CONFIGS["yolov11n"](checkpoint_sha256=PIN),
+                            weights=_home_with(tmp_path, "yolov11n-face.pt"))
     with pytest.raises(PluginUnavailableError, match="8.3.203"):
         det.detect([np.zeros((10, 10, 3), np.uint8)])
-    ok = yolo.YoloDetector(yolo.CONFIGS["yolov8n"](), weights=_home_with(tmp_path, "yolov8n-face.pt"))
+    ok = yolo.YoloDetector(yolo.CONFIGS["yolov8n"](checkpoint_sha256=PIN),
+                           weights=_home_with(tmp_path, "yolov8n-face.pt"))
     assert len(ok.detect([np.zeros((10, 10, 3), np.uint8)])) == 1  # 8.1.6 suffices for v8
 
 
 def test_missing_ultralytics_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ultralytics", None)  # import fails
-    det = yolo.YoloDetector(yolo.CONFIGS["yolov12s"](), weights=_home_with(tmp_path, "yolov12s-face.pt"))
-    with pytest.raises(PluginUnavailableError, match=r"facepipe\[yolo\]"):
+    det = yolo.YoloDetector(yolo.CONFIGS["yolov12s"](checkpoint_sha256=PIN),
+                            weights=_home_with(tmp_path, "yolov12s-face.pt"))
+    with pytest.raises(PluginUnavailableError, match=r"facepipe\[yolo\].*engine='onnx'"):
         det.detect([np.zeros((10, 10, 3), np.uint8)])
+
+
+# --------------------------------------------------------------------------------------------
+# pickled checkpoints only when their sha256 is pinned
+# --------------------------------------------------------------------------------------------
+def test_unpinned_checkpoint_is_refused_before_ultralytics_sees_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, Any]] = []
+    monkeypatch.setitem(sys.modules, "ultralytics", _fake_ultralytics("8.3.210", calls))
+    manager = _home_with(tmp_path, "yolov8n-face.pt")
+    det = yolo.YoloDetector(yolo.CONFIGS["yolov8n"](), weights=manager)
+    with pytest.raises(WeightsError, match="runs code") as info:
+        det.detect([np.zeros((10, 10, 3), np.uint8)])
+    # the message names the way out: the digest to pin, or an ONNX export
+    assert f"checkpoint_sha256='{PIN}'" in str(info.value) and "format=onnx" in str(info.value)
+    wrong = yolo.YoloDetector(yolo.CONFIGS["yolov8n"](checkpoint_sha256="0" * 64), weights=manager)
+    with pytest.raises(WeightsError, match=f"its sha256 is {PIN}, but 0{{64}} is pinned"):
+        wrong.detect([np.zeros((10, 10, 3), np.uint8)])
+    given = yolo.YoloDetector(yolo.CONFIGS["yolov8n"](weights_path=tmp_path / "weights" / "yolov8n-face.pt"))
+    with pytest.raises(WeightsError, match="runs code"):  # an explicit path is no exception
+        given.detect([np.zeros((10, 10, 3), np.uint8)])
+    assert calls == []  # ultralytics never got the file
+
+
+def test_checkpoint_pinned_by_its_weight_file_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, Any]] = []
+    monkeypatch.setitem(sys.modules, "ultralytics", _fake_ultralytics("8.3.210", calls))
+    variant = yolo.VARIANTS["yolov8l"]
+    pinned = dataclasses.replace(variant, weights=dataclasses.replace(variant.weights, sha256=PIN))
+    monkeypatch.setitem(yolo.VARIANTS, "yolov8l", pinned)
+    det = yolo.YoloDetector(yolo.CONFIGS["yolov8l"](), weights=_home_with(tmp_path, "yolov8l-face.pt"))
+    assert len(det.detect([np.zeros((10, 10, 3), np.uint8)])[0]) == 1
+    assert det.engine == "ultralytics" and calls[0][0] == "load"
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,7 +248,8 @@ def test_download_over_loopback_then_load(variant: str, loopback: Loopback, tmp_
     calls: list[tuple[str, Any]] = []
     monkeypatch.setitem(sys.modules, "ultralytics", _fake_ultralytics("8.3.210", calls))
     offline = WeightsManager(home=home, offline=True, deepface_home=home / "none")
-    det = yolo.YoloDetector(yolo.CONFIGS[variant](), weights=offline)
+    pin = hashlib.sha256(payload).hexdigest()
+    det = yolo.YoloDetector(yolo.CONFIGS[variant](checkpoint_sha256=pin), weights=offline)
     det.detect([np.zeros((32, 32, 3), np.uint8)])
     assert calls[0] == ("load", str(path))
 
@@ -226,7 +273,8 @@ def test_real_ultralytics_pose_model_with_random_weights(tmp_path: Path, dataset
     ckpt = tmp_path / "yolov8n-face.pt"
     torch.save({"model": net, "train_args": {"task": "pose", "imgsz": 640}}, ckpt)
 
-    det = yolo.YoloDetector(yolo.CONFIGS["yolov8n"](confidence=0.0, weights_path=ckpt))
+    pin = hashlib.sha256(ckpt.read_bytes()).hexdigest()  # we made it, so we trust it
+    det = yolo.YoloDetector(yolo.CONFIGS["yolov8n"](confidence=0.0, weights_path=ckpt, checkpoint_sha256=pin))
     image = cv2.imread(str(dataset / "img1.jpg"))
     (faces,) = det.detect([image])
     h, w = image.shape[:2]
