@@ -116,12 +116,15 @@ def load_image(
     Accepted ``source`` kinds:
 
     * ``str`` / ``os.PathLike``: a local file (any Unicode path; read in Python);
-    * ``str`` starting with ``data:``: a base64 data URI (``data:image/png;base64,...``);
+    * ``str`` starting with ``data:``: a base64 data URI (``data:image/png;base64,...``; like
+      deepface, the data is read as base64 even without the ``;base64`` marker);
     * ``str`` made of base64 characters: base64-encoded file bytes (standard alphabet,
       whitespace ignored, otherwise strict);
     * ``str`` starting with ``http://`` / ``https://``: fetched only when ``allow_urls=True``;
     * ``bytes`` / ``bytearray`` / ``memoryview``: encoded file bytes;
-    * a binary file object (anything with ``.read``; rewound first when seekable);
+    * a binary file object (anything with ``.read``; rewound first when ``seek(0)`` works,
+      otherwise read from where it is; a stream that is not an image fails with a message
+      starting ``Failed to decode image``, deepface's wording);
     * ``numpy.ndarray``: BGR ``(H, W, 3)`` ``uint8`` is used as is (not copied); gray
       ``(H, W)``/``(H, W, 1)`` and BGRA ``(H, W, 4)`` are converted; float arrays in [0, 1] are
       scaled by 255, float arrays in [0, 255] are rounded; integer arrays must hold values in
