@@ -168,3 +168,19 @@ def test_onnx_engine_passes_the_conformance_kit(network) -> None:  # type: ignor
 
     _, path = network
     check_detector(PluginRegistry().create("detector", "yolov12n", {"weights_path": str(path)}))
+
+
+def test_pipeline_extracts_aligned_faces_with_the_onnx_engine(network, dataset: Path) -> None:  # type: ignore[no-untyped-def]
+    from facepipe.pipeline import Pipeline, PipelineConfig
+
+    _, path = network
+    config = PipelineConfig(detector={"name": "yolov8n", "weights_path": str(path)})
+    pipeline = Pipeline(config)
+    try:
+        faces = pipeline.extract_faces(str(dataset / "img1.jpg"))
+    finally:
+        pipeline.close()
+    assert len(faces) >= 1 and pipeline.detector_name == "yolov8n"
+    for face in faces:  # the keypoints' eyes reach the alignment
+        assert face.crop.ndim == 3 and face.crop.size > 0 and face.detected
+        assert face.area.left_eye is not None and face.area.right_eye is not None
