@@ -7,8 +7,9 @@ Intended differences (quirks fixed) are listed in ``docs/compat.md``.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -31,12 +32,18 @@ __version__ = "0.1.0"
 ACTIONS = ("emotion", "age", "gender", "race")
 _ANALYZERS = {"emotion": "Emotion", "age": "Age", "gender": "Gender", "race": "Race"}
 _TASK_KINDS = {"facial_recognition": "recognizer", "facial_attribute": "analyzer",
-               "face_detector": "detector"}
+               "face_detector": "detector", "spoofing": "antispoofer"}
+#: the anti-spoofing plugin ``anti_spoofing=True`` uses (deepface's only one)
+ANTISPOOFER = "Fasnet"
+#: deepface's messages when a face is judged fake (verify's lacks "the")
+SPOOF_MESSAGE = "Spoof detected in the given image."
+VERIFY_SPOOF_MESSAGE = "Spoof detected in given image."
 
 
 def _pipeline(model_name: str = "VGG-Face", detector_backend: str = "opencv", distance_metric: str = "cosine",
               *, enforce_detection: bool = True, align: bool = True, expand_percentage: float = 0,
-              normalization: str = "base", threshold: float | None = None, actions: Sequence[str] = ()) -> Any:
+              normalization: str = "base", threshold: float | None = None, actions: Sequence[str] = (),
+              anti_spoofing: bool = False) -> Any:
     from facepipe.functions import get_pipeline
     from facepipe.registry import default_registry
 
@@ -60,6 +67,8 @@ def _pipeline(model_name: str = "VGG-Face", detector_backend: str = "opencv", di
         "threshold": threshold or None,
         "analyzers": {a: _ANALYZERS[a] for a in actions},
     }
+    if anti_spoofing:
+        config["anti_spoofing"] = ANTISPOOFER
     return get_pipeline(config)
 
 
@@ -85,12 +94,12 @@ def extract_faces(img_path: Any, detector_backend: str = "opencv", enforce_detec
                   align: bool = True, expand_percentage: int = 0, grayscale: bool = False,
                   color_face: str = "rgb", normalize_face: bool = True, anti_spoofing: bool = False,
                   max_faces: int | None = None) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
-    """deepface's ``extract_faces``: a list of {face, facial_area, confidence} per image."""
-    _no_antispoofing(anti_spoofing)
+    """deepface's ``extract_faces``: a list of {face, facial_area, confidence} per image
+    (``anti_spoofing=True`` adds ``is_real`` and ``antispoof_score``)."""
     if color_face not in ("rgb", "bgr", "gray"):
         raise UnimplementedError(f"color_face must be 'rgb', 'bgr' or 'gray', not {color_face!r}")
     pipeline = _pipeline("Dlib", detector_backend, enforce_detection=enforce_detection, align=align,
-                         expand_percentage=expand_percentage)
+                         expand_percentage=expand_percentage, anti_spoofing=anti_spoofing)
     batch = _is_batch(img_path)
     inputs, sizes = compat.load_inputs(img_path, batch)
     faces = pipeline.extract_faces(inputs, max_faces=max_faces)
@@ -120,12 +129,13 @@ def represent(img_path: Any, model_name: str = "VGG-Face", enforce_detection: bo
     """
     from facepipe.pipeline import metrics
 
-    _no_antispoofing(anti_spoofing)
     pipeline = _pipeline(model_name, detector_backend, enforce_detection=enforce_detection, align=align,
-                         expand_percentage=expand_percentage, normalization=normalization)
+                         expand_percentage=expand_percentage, normalization=normalization,
+                         anti_spoofing=anti_spoofing)
     batch = _is_batch(img_path)
     inputs, sizes = compat.load_inputs(img_path, batch)
-    reps = pipeline.represent(inputs, max_faces=max_faces)
+    with _spoof_message(SPOOF_MESSAGE):
+        reps = pipeline.represent(inputs, max_faces=max_faces)
     recognizer = pipeline.recognizer
     value_range = getattr(pipeline.recognizer_spec, "value_range", None)
 
@@ -160,30 +170,33 @@ def verify(img1_path: Any, img2_path: Any, model_name: str = "VGG-Face", detecto
     ``distance_metric`` may be a callable taking two 1-D vectors (0.0.103); it needs ``threshold``.
     """
     from facepipe.pipeline.metrics import round_distance
+    from facepipe.pipeline.orchestrator import is_embedding
 
     compat.require_threshold(distance_metric, threshold)
-    _no_antispoofing(anti_spoofing)
     custom = not isinstance(distance_metric, str)
     pipeline = _pipeline(model_name, detector_backend, "cosine" if custom else distance_metric,
                          enforce_detection=enforce_detection, align=align, expand_percentage=expand_percentage,
-                         normalization=normalization)
+                         normalization=normalization, anti_spoofing=anti_spoofing)
     sides = []
     for index, value in ((1, img1_path), (2, img2_path)):
         compat.check_embedding_list(value, index, model_name, pipeline.embedding_size)
-        sides.append((value, isinstance(value, list)))
+        # lists are deepface's embeddings; tuples and 1-D arrays are facepipe's too
+        sides.append((value, isinstance(value, list) or is_embedding(value)))
     if custom:
-        return compat.custom_verify(pipeline, sides, distance_metric, float(threshold),  # type: ignore[arg-type]
-                                    model_name, detector_backend)
+        with _spoof_message(VERIFY_SPOOF_MESSAGE):
+            return compat.custom_verify(pipeline, sides, distance_metric, float(threshold),  # type: ignore[arg-type]
+                                        model_name, detector_backend)
     inputs, sizes = [], []
-    for value, is_embedding in sides:
-        if is_embedding:
+    for value, embedded in sides:
+        if embedded:
             inputs.append(value)
             sizes.append((0, 0))
         else:
             loaded, (size,) = compat.load_inputs(value, batch=False)
             inputs.append(loaded)
             sizes.append(size)
-    result = pipeline.verify(inputs[0], inputs[1], threshold=threshold)
+    with _spoof_message(VERIFY_SPOOF_MESSAGE):
+        result = pipeline.verify(inputs[0], inputs[1], threshold=threshold)
     data = result.to_dict()
     data["facial_areas"] = {key: compat.deepface_area(area, size)
                             for (key, area), size in zip(data["facial_areas"].items(), sizes)}
@@ -200,7 +213,6 @@ def analyze(img_path: Any, actions: Sequence[str] | str = ACTIONS, enforce_detec
 
     ``age`` is an int here, as in deepface (facepipe's own API reports the float).
     """
-    _no_antispoofing(anti_spoofing)
     if isinstance(actions, str):
         actions = (actions,)
     actions = tuple(actions)
@@ -210,10 +222,11 @@ def analyze(img_path: Any, actions: Sequence[str] | str = ACTIONS, enforce_detec
         if action not in ACTIONS:
             raise UnimplementedError(f"Invalid action passed ({action!r})). Valid actions are {', '.join(ACTIONS)}.")
     pipeline = _pipeline("Dlib", detector_backend, enforce_detection=enforce_detection, align=align,
-                         expand_percentage=expand_percentage, actions=actions)
+                         expand_percentage=expand_percentage, actions=actions, anti_spoofing=anti_spoofing)
     batch = _is_batch(img_path)
     inputs, sizes = compat.load_inputs(img_path, batch)
-    results = pipeline.analyze(inputs, actions=list(actions))
+    with _spoof_message(SPOOF_MESSAGE):
+        results = pipeline.analyze(inputs, actions=list(actions))
 
     def convert(items: list[Any], size: tuple[int, int]) -> list[dict[str, Any]]:
         out = []
@@ -250,13 +263,18 @@ def find(img_path: Any, db_path: str | Path, model_name: str = "VGG-Face",
     compat.require_threshold(distance_metric, threshold)
     compat.check_datastore_format(datastore_format)
     compat.check_db_path(db_path)
-    _no_antispoofing(anti_spoofing)
     custom = not isinstance(distance_metric, str)
     pipeline = _pipeline(model_name, detector_backend, "cosine" if custom else distance_metric,
                          enforce_detection=enforce_detection, align=align, expand_percentage=expand_percentage,
                          normalization=normalization)
     distance_fn = compat.find_distance_fn(distance_metric, return_type) if custom else None  # type: ignore[arg-type]
     loaded, (size,) = compat.load_inputs(img_path, batch=False)
+    if anti_spoofing:
+        # Only the query is judged, as in deepface: the folder's photos are indexed without it.
+        checker = _pipeline(model_name, detector_backend, enforce_detection=enforce_detection, align=align,
+                            expand_percentage=expand_percentage, normalization=normalization, anti_spoofing=True)
+        if any(face.is_real is False for face in checker.extract_faces(loaded)):
+            raise SpoofDetected(SPOOF_MESSAGE)
     results = find_in_folder(pipeline, loaded, db_path, threshold=threshold if custom else threshold or None,
                              k=k, similarity_search=similarity_search, refresh=refresh_database,
                              progress=not silent, distance_fn=distance_fn)
@@ -279,16 +297,17 @@ def stream(db_path: str = "", model_name: str = "VGG-Face", detector_backend: st
     """deepface's ``stream``: recognise (and analyse) faces from a camera or video, in a window.
 
     Differences: faces are annotated live every ``frame_threshold`` frames instead of freezing the
-    picture for ``time_threshold`` seconds; an empty ``db_path`` means "no recognition".
+    picture for ``time_threshold`` seconds; an empty ``db_path`` means "no recognition".  With
+    ``anti_spoofing=True`` fake faces are boxed in red (as deepface does) and never identified.
     """
     from facepipe.apps.stream import stream as run_stream
 
-    _no_antispoofing(anti_spoofing)
     actions = ("age", "gender", "emotion") if enable_face_analysis else ()
     pipeline = _pipeline(model_name, detector_backend, distance_metric, enforce_detection=False, actions=actions)
+    antispoofer = build_model(ANTISPOOFER, task="spoofing") if anti_spoofing else None
     run_stream(source, pipeline=pipeline, db_path=db_path or None, actions=actions,
                every_n_frames=max(int(frame_threshold), 1), output_path=output_path, display=True,
-               min_face_width=130)
+               min_face_width=130, antispoofer=antispoofer)
 
 
 def _is_batch(img: Any) -> bool:
@@ -297,6 +316,10 @@ def _is_batch(img: Any) -> bool:
     return _as_batch(img)[1]
 
 
-def _no_antispoofing(flag: bool) -> None:
-    if flag:
-        raise UnimplementedError("anti_spoofing needs an anti-spoofing plugin; none is installed in facepipe yet")
+@contextmanager
+def _spoof_message(message: str) -> Iterator[None]:
+    """Re-raise the pipeline's SpoofDetected with deepface's exact message (the cause keeps facepipe's)."""
+    try:
+        yield
+    except SpoofDetected as exc:
+        raise SpoofDetected(message) from exc

@@ -108,6 +108,9 @@ def test_verify_with_callable_metric_on_embeddings() -> None:
     assert data["facial_areas"]["img1"]["x"] is None
     far = DeepFace.verify(a, [5.0] * 128, model_name="Dlib", distance_metric=metric, threshold=0.6)
     assert far["verified"] is False and far["confidence"] == 49
+    # facepipe also takes 1-D arrays as embeddings (deepface only lists)
+    named = DeepFace.verify(np.asarray(a), np.asarray(b), model_name="Dlib", distance_metric="euclidean")
+    assert named["distance"] == pytest.approx(0.4, abs=1e-6)
 
 
 def test_verify_with_callable_metric_on_photos_matches_the_named_metric(dataset: Path) -> None:
