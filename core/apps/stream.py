@@ -17,6 +17,9 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from facepipe.apps.draw import KNOWN, UNKNOWN, Mark, draw_faces, face_label
+
+#: the box colour (BGR) of a face the anti-spoofing plugin judged fake
+FAKE = (0, 0, 255)
 from facepipe.errors import ConfigError, ImageNotFoundError
 from facepipe.progress import ProgressArg
 
@@ -30,14 +33,21 @@ class StreamFace:
     identity: str | None = None  # the matched photo's path (None: no match within the threshold)
     distance: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    is_real: bool | None = None  # set when anti-spoofing ran; a fake face is never identified
+    antispoof_score: float | None = None
 
     def label(self) -> str:
-        return face_label(identity=self.identity, attributes=self.attributes)
+        text = face_label(identity=self.identity, attributes=self.attributes)
+        return f"fake {text}".strip() if self.is_real is False else text
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (the box, landmarks, confidence, identity, distance and attributes)."""
-        return {**self.area.to_dict(), "confidence": self.confidence, "identity": self.identity,
-                "distance": self.distance, **self.attributes}
+        """Plain data (the box, landmarks, confidence, identity, distance and attributes; with
+        anti-spoofing, deepface's ``is_real`` and ``antispoof_score``)."""
+        out = {**self.area.to_dict(), "confidence": self.confidence, "identity": self.identity,
+               "distance": self.distance, **self.attributes}
+        if self.is_real is not None:
+            out.update(is_real=self.is_real, antispoof_score=self.antispoof_score)
+        return out
 
 
 @dataclass(frozen=True)
@@ -67,12 +77,15 @@ def iter_stream(source: int | str | os.PathLike[str], pipeline: Any, *, db_path:
                 actions: Sequence[str] = (), every_n_frames: int = 5, max_frames: int | None = None,
                 min_face_width: int = 0, threshold: float | None = None,
                 frames: list[np.ndarray] | None = None,
-                index_progress: ProgressArg = False) -> Iterator[tuple[int, np.ndarray, FrameResult | None]]:
+                index_progress: ProgressArg = False,
+                antispoofer: Any = None) -> Iterator[tuple[int, np.ndarray, FrameResult | None]]:
     """Yield ``(frame_index, frame, result)`` for every frame; ``result`` is set on processed frames.
 
     ``frames``: if given, frames are taken from this list instead of ``source`` (for tests and
     for callers that decode video themselves).  ``index_progress``: the progress setting of the
-    gallery's index refresh (see :mod:`facepipe.progress`; off by default).
+    gallery's index refresh (see :mod:`facepipe.progress`; off by default).  ``antispoofer``: an
+    :class:`facepipe.types.AntiSpoofer` that judges each face (deepface's ``anti_spoofing``);
+    it runs here rather than in the pipeline so the photos of ``db_path`` are not judged.
     """
     if every_n_frames < 1:
         raise ConfigError(f"every_n_frames must be >= 1, got {every_n_frames}")
@@ -98,7 +111,8 @@ def iter_stream(source: int | str | os.PathLike[str], pipeline: Any, *, db_path:
                     break
             result = None
             if frame_index % every_n_frames == 0:
-                result = _process(frame_index, frame, pipeline, index, analyzers, limit, min_face_width)
+                result = _process(frame_index, frame, pipeline, index, analyzers, limit, min_face_width,
+                                  antispoofer)
             yield frame_index, frame, result
             frame_index += 1
     finally:
@@ -109,28 +123,41 @@ def iter_stream(source: int | str | os.PathLike[str], pipeline: Any, *, db_path:
 
 
 def _process(frame_index: int, frame: np.ndarray, pipeline: Any, index: Any, analyzers: dict[str, Any],
-             limit: float, min_face_width: int) -> FrameResult:
+             limit: float, min_face_width: int, antispoofer: Any = None) -> FrameResult:
+    from dataclasses import replace
+
     faces = [f for f in pipeline.faces([frame], on_no_face="skip")[0] if f.area.w >= min_face_width]
+    if antispoofer is not None and faces:
+        judged = antispoofer.check(frame, [(f.area.x, f.area.y, f.area.w, f.area.h) for f in faces])
+        faces = [replace(f, is_real=bool(real), antispoof_score=float(score)) for f, (real, score) in zip(faces, judged)]
     identities: list[tuple[str | None, float | None]] = [(None, None)] * len(faces)
-    if index is not None and faces:
-        hits = index.search(pipeline.embed_faces(faces), k=1, max_distance=limit)
+    # Fake faces are drawn and analysed but never identified (embed_faces refuses them).
+    live = [i for i, f in enumerate(faces) if f.is_real is not False]
+    if index is not None and live:
+        hits = index.search(pipeline.embed_faces([faces[i] for i in live]), k=1, max_distance=limit)
         records = index.records
-        identities = [(records[h.indices[0]].path(index.root), float(h.distances[0])) if len(h.indices)
-                      else (None, None) for h in hits]
+        for i, h in zip(live, hits):
+            identities[i] = (records[h.indices[0]].path(index.root), float(h.distances[0])) if len(h.indices) \
+                else (None, None)
     attributes: list[dict[str, Any]] = [{} for _ in faces]
     for analyzer in analyzers.values():
         for item, prediction in zip(attributes, analyzer.predict([f.crop for f in faces]) if faces else []):
             item.update(prediction)
     return FrameResult(frame_index, [
-        StreamFace(f.area, f.confidence, identity, distance, attrs)
+        StreamFace(f.area, f.confidence, identity, distance, attrs, f.is_real, f.antispoof_score)
         for f, (identity, distance), attrs in zip(faces, identities, attributes)
     ])
 
 
 def draw(frame: np.ndarray, result: FrameResult) -> np.ndarray:
     """A copy of ``frame`` with boxes, landmarks and labels (identified faces in green)."""
-    return draw_faces(frame, [Mark(face.area, face.label(), KNOWN if face.identity else UNKNOWN)
-                              for face in result.faces])
+    return draw_faces(frame, [Mark(face.area, face.label(), _color(face)) for face in result.faces])
+
+
+def _color(face: StreamFace) -> tuple[int, int, int]:
+    if face.is_real is False:
+        return FAKE
+    return KNOWN if face.identity else UNKNOWN
 
 
 def stream(source: int | str | os.PathLike[str] = 0, *, pipeline: Any = None, config: Any = None,
@@ -139,12 +166,13 @@ def stream(source: int | str | os.PathLike[str] = 0, *, pipeline: Any = None, co
            max_frames: int | None = None, min_face_width: int = 0,
            threshold: float | None = None, fps: float | None = None,
            on_frame: Callable[[int, FrameResult | None], None] | None = None,
-           index_progress: ProgressArg = False) -> list[FrameResult]:
+           index_progress: ProgressArg = False, antispoofer: Any = None) -> list[FrameResult]:
     """Run the stream; write annotated frames to ``output_path`` and/or show them (``q`` quits).
 
     ``fps``: frame rate of the written video (default 25).  ``on_frame(frame_index, result)`` is
     called after every frame (``result`` None on frames that were not processed), e.g. to report
-    progress or print results as they come.  Returns the results of the processed frames.
+    progress or print results as they come.  ``antispoofer``: see :func:`iter_stream` (fake faces
+    are drawn in red).  Returns the results of the processed frames.
     """
     import cv2
 
@@ -158,7 +186,7 @@ def stream(source: int | str | os.PathLike[str] = 0, *, pipeline: Any = None, co
     try:
         frames = iter_stream(source, pipeline, db_path=db_path, actions=actions, every_n_frames=every_n_frames,
                              max_frames=max_frames, min_face_width=min_face_width, threshold=threshold,
-                             index_progress=index_progress)
+                             index_progress=index_progress, antispoofer=antispoofer)
         for frame_index, frame, result in frames:
             if result is not None:
                 results.append(result)

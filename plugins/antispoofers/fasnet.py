@@ -139,6 +139,12 @@ class FasnetSpoofer(AntiSpoofer):
         winners = np.argmax(total, axis=1)
         return [(bool(label == REAL_CLASS), float(row[label] / 2)) for row, label in zip(total, winners)]
 
+    def analyze(self, img: np.ndarray, facial_area: Sequence[float]) -> tuple[bool, float]:
+        """deepface's ``Fasnet.analyze(img, (x, y, w, h))``, for code that calls
+        ``DeepFace.build_model("Fasnet", task="spoofing")`` directly."""
+        (is_real, score), = self.check(img, [tuple(facial_area)])  # type: ignore[list-item]
+        return is_real, score
+
     def close(self) -> None:
         with self._lock:
             self._networks = None

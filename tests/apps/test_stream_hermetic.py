@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from facepipe import Pipeline
@@ -50,3 +51,28 @@ def test_max_frames_and_bad_settings(pipeline: Pipeline) -> None:
     assert len(list(iter_stream(0, pipeline, frames=frames, max_frames=4))) == 4
     with pytest.raises(ConfigError, match="every_n_frames"):
         list(iter_stream(0, pipeline, frames=frames, every_n_frames=0))
+
+
+def test_fake_faces_are_marked_and_never_identified(pipeline: Pipeline, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    pytest.importorskip("cv2")
+    from facepipe.apps.stream import FAKE, draw
+    from facepipe.plugins.antispoofers.fasnet import FasnetConfig, FasnetSpoofer
+    from tests.helpers.synthetic_fasnet import synthetic_fasnet
+
+    write_png(tmp_path / "gallery" / "alice.png", photo(1, 0))
+    verdicts = {}
+    for lean in ("real", "fake"):
+        graphs = synthetic_fasnet(7, lean)
+        spoofer = FasnetSpoofer(FasnetConfig(v2_weights_path=graphs["V2"], v1se_weights_path=graphs["V1SE"]))
+        (item,) = list(iter_stream(0, pipeline, db_path=tmp_path / "gallery", frames=[photo(1, 1)],
+                                   antispoofer=spoofer))
+        (face,) = item[2].faces
+        verdicts[lean] = face
+        assert face.to_dict()["is_real"] is (lean == "real")
+    assert Path(verdicts["real"].identity).name == "alice.png"
+    assert verdicts["fake"].identity is None and verdicts["fake"].label().startswith("fake")
+    frame = photo(1, 1)
+    drawn = draw(frame, type(item[2])(0, [verdicts["fake"]]))
+    assert (drawn == np.array(FAKE, dtype=np.uint8)).all(axis=-1).any()

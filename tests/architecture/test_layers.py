@@ -161,7 +161,7 @@ def test_no_import_cycle_in_core() -> None:
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
-@pytest.mark.parametrize("family", ["detectors", "recognizers", "analyzers"])
+@pytest.mark.parametrize("family", ["detectors", "recognizers", "analyzers", "antispoofers"])
 def test_plugin_families_are_independent(family: str) -> None:
     offenders = []
     for path in _files(PLUGINS / family):

@@ -64,4 +64,4 @@ def test_antispoofer_results_are_reported_and_enforced(dataset: Path) -> None:
 
 def test_unknown_antispoofer_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="unknown antispoofer"):
-        Pipeline.from_config({"detector": "skip", "recognizer": "Dlib", "anti_spoofing": "fasnet"})
+        Pipeline.from_config({"detector": "skip", "recognizer": "Dlib", "anti_spoofing": "no-such-spoofer"})
