@@ -53,5 +53,6 @@ def facepipe_register_metrics(register: Register) -> None:
 def facepipe_register_antispoofers(register: Register) -> None:
     """Register anti-spoofing models that tell real faces from photos/screens (kind ``antispoofer``).
 
-    facepipe ships none yet; a pipeline uses one when its config names it under ``anti_spoofing``.
+    Built in: ``Fasnet`` (deepface's MiniFASNets); a pipeline uses one when its config names it
+    under ``anti_spoofing``.
     """
