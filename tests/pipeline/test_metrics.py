@@ -32,16 +32,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REFERENCE
 
 METRIC_NAMES = ["cosine", "euclidean", "euclidean_l2", "angular"]
-FACT_SHEET = REPO.parent / "shared" / "reference" / "deepface-facts.md"  # as in test_thresholds.py
-
-
-def fact_sheet_lines() -> list[str]:
-    if not FACT_SHEET.is_file():
-        pytest.skip(f"fact sheet not found at {FACT_SHEET}")
-    return FACT_SHEET.read_text(encoding="utf-8").splitlines()
+#: deepface's published decision values, committed (extracted from its fact sheet; see the file's
+#: "source" note and tests/tools/check_deepface_extract.py)
+PUBLISHED = json.loads((REFERENCE / "deepface-decision.json").read_text(encoding="utf-8"))
 
 
 # ------------------------------------------------------------------------------ reference formulas
@@ -338,16 +334,11 @@ def test_minmax_normalize() -> None:
     np.testing.assert_allclose(batch, 100.0 / 127.86836242675781, rtol=1e-6)
 
 
-def test_declared_value_ranges_match_fact_sheet() -> None:
-    """Each built-in recognizer declares deepface's min-max range, or none where deepface has none."""
-    lines = fact_sheet_lines()
-    start = next(i for i, line in enumerate(lines) if line.strip().startswith("| model | min | max"))
-    rows = {}
-    for line in lines[start + 2:]:
-        if not line.strip().startswith("|"):
-            break
-        name, lo, hi = (c.strip() for c in line.strip().strip("|").split("|"))
-        rows[name] = (float(lo), float(hi))
+def test_declared_value_ranges_match_deepface() -> None:
+    """Each built-in recognizer declares deepface's min-max range (fact sheet §2.3, committed in
+    ``tests/reference/deepface-decision.json``), or none where deepface has none."""
+    rows = {name: tuple(bounds) for name, bounds in PUBLISHED["value_ranges"].items()}
+    assert FACENET_RANGE == rows["Facenet"]
     registry = PluginRegistry()
     declared = {name: registry.get("recognizer", name).value_range for name in registry.names("recognizer")}
     assert {name: declared[name] for name in rows} == rows

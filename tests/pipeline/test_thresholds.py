@@ -2,8 +2,9 @@
 the decision math turns them into verdicts, and the pipeline reads them from the spec.
 
 The published values come from ``tests/reference/deepface-decision.json``, extracted from the
-deepface fact sheet (``../shared/reference/deepface-facts.md``, §6.1, §6.2 and §2.3); when the
-fact sheet is present, the JSON is checked against it too.
+deepface fact sheet (``../shared/reference/deepface-facts.md``, §6.1, §6.2 and §2.3).  The tests
+read only the JSON; ``tests/tools/check_deepface_extract.py`` checks the extract against the fact
+sheet where ``../shared`` is present, and its parser is tested here on a sheet written from the JSON.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from facepipe.pipeline.decision import METRICS, confidence, confidence_params, t
 from facepipe.specs import ConfidenceParams, RecognizerSpec
 from facepipe.testing import HERMETIC_CONFIG, hermetic_registry, synthetic_face_image
 
-from tests.helpers.paths import REFERENCE, REPO
+from tests.helpers.paths import REFERENCE
 
 PUBLISHED = json.loads((REFERENCE / "deepface-decision.json").read_text(encoding="utf-8"))
-FACT_SHEET = REPO.parent / "shared" / "reference" / "deepface-facts.md"
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +59,32 @@ def test_every_builtin_recognizer_declares_deepface_confidence(registry: PluginR
         assert declared == PUBLISHED["confidence"].get(name, {}), name
 
 
-def test_published_json_matches_the_fact_sheet() -> None:
-    if not FACT_SHEET.is_file():
-        pytest.skip(f"fact sheet not found at {FACT_SHEET}")
-    lines = FACT_SHEET.read_text(encoding="utf-8").splitlines()
+def _fact_sheet_from(published: dict[str, Any]) -> str:
+    """The three tables of the fact sheet, written in its markdown layout from ``published``."""
+    fields = list(asdict(ConfidenceParams(*[0.0] * 7)))
+    lines = ["## 6.1", "", "| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    lines += [f"| {m} | " + " | ".join(str(t[k]) for k in METRICS) + " |" for m, t in published["thresholds"].items()]
+    lines += ["", "## 6.2", "", "| model | metric | " + " | ".join(fields) + " |", "|---" * (len(fields) + 2) + "|"]
+    lines += [f"| {m} | {metric} | " + " | ".join(str(p[f]) for f in fields) + " |"
+              for m, per in published["confidence"].items() for metric, p in per.items()]
+    lines += ["", "## 2.3", "", "  | model | min | max |", "  |---|---|---|"]
+    lines += [f"  | {m} | {lo} | {hi} |" for m, (lo, hi) in published["value_ranges"].items()]
+    return "\n".join(lines + ["", "text after the tables"])
 
-    def table(header_start: str) -> list[list[str]]:
-        start = next(i for i, line in enumerate(lines) if line.strip().startswith(header_start))
-        rows = []
-        for line in lines[start + 2:]:
-            if not line.strip().startswith("|"):
-                break
-            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
-        return rows
 
-    thresholds = {r[0]: dict(zip(METRICS, map(float, r[1:]))) for r in table("| model | cosine | euclidean |")}
-    assert thresholds == PUBLISHED["thresholds"]
-    params: dict[str, dict[str, Any]] = {}
-    for model, metric, *values in table("| model | metric | w |"):
-        params.setdefault(model, {})[metric] = asdict(ConfidenceParams(*map(float, values)))
-    assert params == PUBLISHED["confidence"]
+def test_extract_checker_reads_the_fact_sheet_tables() -> None:
+    """The consistency check of the committed extract against the fact sheet (a tool script, run
+    where ``../shared`` is present) parses the sheet's tables and reports every difference."""
+    from tests.tools.check_deepface_extract import differences
+
+    sheet = _fact_sheet_from(PUBLISHED)
+    assert differences(sheet, PUBLISHED) == []
+    changed = json.loads(json.dumps(PUBLISHED))
+    changed["thresholds"]["Facenet"]["cosine"] = 0.41
+    changed["value_ranges"].pop("DeepID")
+    changed["confidence"]["VGG-Face"]["cosine"]["w"] += 1
+    found = differences(sheet, changed)
+    assert len(found) == 3 and any("Facenet" in d for d in found) and any("DeepID" in d for d in found)
 
 
 # ------------------------------------------------------------------------------ threshold math

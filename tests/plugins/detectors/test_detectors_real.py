@@ -4,7 +4,6 @@ the shared photos; parity of opencv / mtcnn boxes with deepface's ``extract_face
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -224,7 +223,7 @@ def test_opencv_parity_with_deepface(load, parity_dir):
     _opencv_parity(load, refs, names)
 
 
-@pytest.mark.skipif(not os.environ.get("FACEPIPE_FULL_PARITY"), reason="set FACEPIPE_FULL_PARITY=1 (~1-3 min)")
+@pytest.mark.slow  # every photo of the dataset: ~45 s on 2 cores
 def test_opencv_parity_with_deepface_all_photos(load, parity_dir):
     refs = _parity(parity_dir, "opencv")
     _opencv_parity(load, refs, sorted(refs))
