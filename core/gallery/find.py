@@ -271,6 +271,14 @@ def index_contract(pipeline: Pipeline, *, align: bool | None = None,
     }
 
 
+def _unjudged(faces: list[Face]) -> list[Face]:
+    """The gallery's faces without anti-spoofing verdicts: only queries are judged (as in deepface),
+    so a photo of a photo in the folder is still indexed instead of failing the refresh."""
+    from dataclasses import replace
+
+    return [replace(f, is_real=None, antispoof_score=None) if f.is_real is not None else f for f in faces]
+
+
 def _embedding_size(pipeline: Pipeline) -> int:
     size = int(getattr(pipeline.recognizer, "embedding_size", 0) or 0)
     if size > 0:
@@ -617,12 +625,12 @@ class FaceIndex:
         if not images:
             return []
         try:
-            return list(self.pipeline.faces(images, **options))
+            return [_unjudged(faces) for faces in self.pipeline.faces(images, **options)]
         except Exception:  # noqa: BLE001 - isolate the image that breaks the batch
             out: list[list[Face] | None] = []
             for image in images:
                 try:
-                    out.append(self.pipeline.faces([image], **options)[0])
+                    out.append(_unjudged(self.pipeline.faces([image], **options)[0]))
                 except Exception as exc:  # noqa: BLE001
                     log.warning("face detection failed on an image (%s: %s); it is skipped",
                                 type(exc).__name__, exc)

@@ -65,3 +65,22 @@ def test_antispoofer_results_are_reported_and_enforced(dataset: Path) -> None:
 def test_unknown_antispoofer_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="unknown antispoofer"):
         Pipeline.from_config({"detector": "skip", "recognizer": "Dlib", "anti_spoofing": "no-such-spoofer"})
+
+
+def test_find_judges_the_query_not_the_folder(dataset: Path, tmp_path: Path) -> None:
+    need("cv2")
+    import shutil
+
+    from facepipe.gallery.find import find
+
+    for name in ("img1.jpg", "img4.jpg"):  # darker than 130 on average: "fake" for this plugin
+        shutil.copy(dataset / name, tmp_path / name)
+    pipeline = Pipeline.from_config({"detector": "skip", "recognizer": "Dlib",
+                                     "anti_spoofing": {"name": "brightness", "min_mean": 130}}, registry=_registry())
+    try:
+        (result,) = find(pipeline, dataset / "img2.jpg", tmp_path, similarity_search=True)  # a bright query
+        assert sorted(Path(row["identity"]).name for row in result.rows) == ["img1.jpg", "img4.jpg"]
+        with pytest.raises(SpoofDetectedError):
+            find(pipeline, dataset / "img5.jpg", tmp_path)  # a dark query
+    finally:
+        pipeline.close()
