@@ -17,11 +17,11 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from facepipe.apps.draw import KNOWN, UNKNOWN, Mark, draw_faces, face_label
+from facepipe.errors import ConfigError, ImageNotFoundError
+from facepipe.progress import ProgressArg
 
 #: the box colour (BGR) of a face the anti-spoofing plugin judged fake
 FAKE = (0, 0, 255)
-from facepipe.errors import ConfigError, ImageNotFoundError
-from facepipe.progress import ProgressArg
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,8 @@ def _process(frame_index: int, frame: np.ndarray, pipeline: Any, index: Any, ana
     faces = [f for f in pipeline.faces([frame], on_no_face="skip")[0] if f.area.w >= min_face_width]
     if antispoofer is not None and faces:
         judged = antispoofer.check(frame, [(f.area.x, f.area.y, f.area.w, f.area.h) for f in faces])
-        faces = [replace(f, is_real=bool(real), antispoof_score=float(score)) for f, (real, score) in zip(faces, judged)]
+        faces = [replace(f, is_real=bool(real), antispoof_score=float(score))
+                 for f, (real, score) in zip(faces, judged)]
     identities: list[tuple[str | None, float | None]] = [(None, None)] * len(faces)
     # Fake faces are drawn and analysed but never identified (embed_faces refuses them).
     live = [i for i, f in enumerate(faces) if f.is_real is not False]

@@ -59,7 +59,8 @@ class FasnetConfig(PluginConfig):
     v2_weights_path: WeightsPath = Field(None, description="explicit 2.7_80x80_MiniFASNetV2.onnx")
     v1se_weights_path: WeightsPath = Field(None, description="explicit 4_0_0_80x80_MiniFASNetV1SE.onnx")
     batch_size: int = Field(32, ge=1, le=4096, description="faces per ONNX Runtime call")
-    threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = every CPU this process may use)")
+    threads: int = Field(0, ge=0, le=256,
+                         description="ONNX Runtime intra-op threads (0 = every CPU this process may use)")
     device: DeviceName = Field(None, description="'cpu', 'cuda' or 'cuda:N' (see facepipe.devices); None = CPU")
 
 
@@ -165,7 +166,7 @@ def facepipe_register_antispoofers(register):  # type: ignore[no-untyped-def]
         factory=f"{__name__}:FasnetSpoofer",
         config=FasnetConfig,
         aliases=("fasnet", "FasNet", "MiniFASNet"),
-        description="deepface's anti-spoofing: MiniFASNetV2 + MiniFASNetV1SE (ONNX), 80x80 patches 2.7x and 4x the face",
+        description="deepface's anti-spoofing: MiniFASNetV2 + V1SE (ONNX), 80x80 patches of 2.7x / 4x the face",
         license="Apache-2.0 (Minivision Silent-Face-Anti-Spoofing weights, deepface's ONNX export)",
         weights=(MINIFASNET_V2, MINIFASNET_V1SE),
         requires=("onnxruntime", "cv2"),
