@@ -12,7 +12,8 @@ had offline run on stand-in files in their real formats instead:
 * an ONNX graph with SFace's signature (``tests/helpers/sface_like.py``);
 * a YOLOv8n-face network exported like an ultralytics pose model (``tests/helpers/yolo_net.py``),
   for every YOLO variant (their ONNX engine reads the same output layout);
-* a Buffalo_L-like ONNX graph (``tests/helpers/buffalo_l_like.py``).
+* a Buffalo_L-like ONNX graph (``tests/helpers/buffalo_l_like.py``);
+* synthetic MiniFASNet graphs of the published layout for Fasnet (``tests/helpers/synthetic_fasnet.py``).
 
 VGG-Face and DeepFace are marked ``slow``: their synthetic files are ~0.5 GB each (the slow parity
 tests of the same run write them into the same cache).
@@ -32,6 +33,7 @@ from facepipe.testing import (
     BlobDetector,
     GridRecognizer,
     check_analyzer,
+    check_antispoofer,
     check_detector,
     check_metric,
     check_recognizer,
@@ -45,7 +47,7 @@ from tests.helpers.mini_detectors import MINI_CAFFEMODEL, MINI_PROTOTXT, make_yu
 from tests.helpers.sface_like import make_sface_like_onnx
 
 REGISTRY = PluginRegistry()
-KINDS = ("detector", "recognizer", "analyzer", "metric")
+KINDS = ("detector", "recognizer", "analyzer", "metric", "antispoofer")
 SPECS = [REGISTRY.get(kind, name) for kind in KINDS for name in REGISTRY.names(kind)]
 
 
@@ -73,7 +75,7 @@ def missing_weights(spec: PluginSpec) -> list[str]:
 
 
 def has_stand_in(spec: PluginSpec) -> bool:
-    return spec.name in DEEPFACE_FORMAT or spec.name in {"yunet", "ssd", "SFace", "Buffalo_L"} or _is_yolo(spec)
+    return spec.name in DEEPFACE_FORMAT or spec.name in {"yunet", "ssd", "SFace", "Buffalo_L", "Fasnet"} or _is_yolo(spec)
 
 
 class StandIns:
@@ -110,6 +112,12 @@ class StandIns:
             from tests.helpers.buffalo_l_like import write_buffalo_l_like
 
             return {"weights_path": str(write_buffalo_l_like(folder / "webface_r50.onnx"))}
+        if key == "Fasnet":
+            need("onnx")
+            from tests.helpers.synthetic_fasnet import synthetic_fasnet
+
+            graphs = synthetic_fasnet(7)
+            return {"v2_weights_path": str(graphs["V2"]), "v1se_weights_path": str(graphs["V1SE"])}
         if key == "yolo":
             need("torch", "yolo")
             need("onnx")
@@ -145,6 +153,7 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "recognizer": lambda plugin: check_recognizer(plugin, _images()),
     "analyzer": lambda plugin: check_analyzer(plugin, _images()),
     "metric": check_metric,
+    "antispoofer": lambda plugin: check_antispoofer(plugin, synthetic_face_image()),
 }
 
 
