@@ -75,7 +75,8 @@ def missing_weights(spec: PluginSpec) -> list[str]:
 
 
 def has_stand_in(spec: PluginSpec) -> bool:
-    return spec.name in DEEPFACE_FORMAT or spec.name in {"yunet", "ssd", "SFace", "Buffalo_L", "Fasnet"} or _is_yolo(spec)
+    return (spec.name in DEEPFACE_FORMAT or spec.name in {"yunet", "ssd", "SFace", "Buffalo_L", "Fasnet"}
+            or _is_yolo(spec))
 
 
 class StandIns:
