@@ -107,6 +107,26 @@ class OfflineError(WeightsError):
     """Offline mode is on and a file is missing; the message says where to put it."""
 
 
+class StoreError(FacepipeError):
+    """A gallery store could not do what was asked (base of the store errors)."""
+
+
+class StoreURLError(StoreError, ConfigError):
+    """A store URL names no installed store, or is malformed."""
+
+
+class StoreConnectionError(StoreError):
+    """The store's server could not be reached (refused, timed out, unknown host)."""
+
+
+class StoreAuthError(StoreError):
+    """The store's server refused the credentials."""
+
+
+class StoreMismatchError(StoreError, DimensionMismatchError):
+    """Embeddings of another dimension or model fingerprint than the store holds."""
+
+
 class ExtraNotInstalledError(FacepipeError):
     """An optional feature needs a package that is not installed; the message names the pip command."""
 

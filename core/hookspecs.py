@@ -50,6 +50,15 @@ def facepipe_register_metrics(register: Register) -> None:
 
 
 @hookspec
+def facepipe_register_stores(register: Register) -> None:
+    """Register gallery stores that keep face embeddings and search them (kind ``store``).
+
+    A store declares the URL schemes it opens (:class:`facepipe.specs.StoreSpec`); its class
+    implements :class:`facepipe.types.Store`.
+    """
+
+
+@hookspec
 def facepipe_register_antispoofers(register: Register) -> None:
     """Register anti-spoofing models that tell real faces from photos/screens (kind ``antispoofer``).
 

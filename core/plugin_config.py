@@ -22,6 +22,21 @@ class PluginConfig(BaseModel):
 
 
 
+class StoreConfig(PluginConfig):
+    """Base of every store's configuration: where it is and how distances are measured.
+
+    ``metric`` is the recognizer's metric (facepipe's definitions, so thresholds keep their meaning);
+    ``fingerprint`` names the model + preprocessing the embeddings come from — a store refuses
+    embeddings of another fingerprint.
+    """
+
+    url: str = Field(description="where the store is: a folder path for the embedded store, else a URL")
+    metric: str = Field("cosine", description="distance metric of searches: cosine, euclidean, euclidean_l2, angular")
+    fingerprint: str | None = Field(
+        None, description="model + preprocessing fingerprint the embeddings must carry (fixed at the first add "
+                          "when not given)")
+
+
 def _existing_file(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     try:
         return handler(value)

@@ -57,6 +57,7 @@ _HOOKS: dict[str, PluginKind] = {
     "facepipe_register_analyzers": "analyzer",
     "facepipe_register_metrics": "metric",
     "facepipe_register_antispoofers": "antispoofer",
+    "facepipe_register_stores": "store",
 }
 
 

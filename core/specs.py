@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Literal, Mapping
 if TYPE_CHECKING:  # keep this module free of pydantic/numpy: `import facepipe` must stay fast
     from facepipe.plugin_config import PluginConfig
 
-PluginKind = Literal["detector", "recognizer", "analyzer", "metric", "antispoofer"]
-KINDS: tuple[PluginKind, ...] = ("detector", "recognizer", "analyzer", "metric", "antispoofer")
+PluginKind = Literal["detector", "recognizer", "analyzer", "metric", "antispoofer", "store"]
+KINDS: tuple[PluginKind, ...] = ("detector", "recognizer", "analyzer", "metric", "antispoofer", "store")
 
 
 @dataclass(frozen=True)
@@ -168,3 +168,18 @@ class AntiSpooferSpec(PluginSpec):
     """An anti-spoofing plugin's record."""
 
     kind: PluginKind = "antispoofer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSpec(PluginSpec):
+    """A gallery store's record: where embeddings of faces live and are searched.
+
+    ``schemes``: the URL schemes it opens (``("postgresql", "postgres")``, ``("milvus",)``); a store
+    with ``local=True`` opens plain folder paths (the embedded default; one per registry).
+    ``approximate``: besides exact search it keeps an approximate nearest-neighbour index.
+    """
+
+    kind: PluginKind = "store"
+    schemes: tuple[str, ...] = ()
+    local: bool = False
+    approximate: bool = False

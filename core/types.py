@@ -147,6 +147,67 @@ class AntiSpoofer(Plugin):
         """For each ``(x, y, w, h)`` box of the original BGR image: ``(is_real, score in [0, 1])``."""
 
 
+@dataclass(frozen=True)
+class StoredFace:
+    """One face of a gallery: its id, who it is, where it came from, which model embedded it.
+
+    ``id`` is the row key: adding a face with an id the store already holds replaces nothing and
+    adds nothing (idempotent upserts). :func:`face_id` derives it from (image content hash, face
+    index, fingerprint), so re-running a registration adds nothing.
+    """
+
+    id: str
+    identity: str
+    fingerprint: str
+    image_sha256: str = ""
+    face_index: int = 0
+    facial_area: tuple[int, int, int, int] = (0, 0, 0, 0)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def face_id(image_sha256: str, face_index: int, fingerprint: str) -> str:
+    """The id of face ``face_index`` of an image under a model fingerprint (stable across runs)."""
+    import hashlib
+
+    return hashlib.sha256(f"{image_sha256}\n{face_index}\n{fingerprint}".encode()).hexdigest()[:32]
+
+
+class Store(Plugin):
+    """A gallery of face embeddings: batched upsert, k-nearest search, get, delete, count.
+
+    Distances follow the config's ``metric`` with facepipe's definitions (see
+    :mod:`facepipe.pipeline.metrics`), whatever the store computes natively, so a recognizer's
+    threshold keeps its meaning.  Errors: :class:`facepipe.errors.StoreMismatchError` for another
+    dimension or fingerprint, :class:`~facepipe.errors.StoreConnectionError` /
+    :class:`~facepipe.errors.StoreAuthError` for servers.
+    """
+
+    @abc.abstractmethod
+    def add(self, embeddings: np.ndarray, faces: Sequence[StoredFace]) -> int:
+        """Upsert ``faces`` with their ``(n, d)`` float32 embeddings; returns how many were new."""
+
+    @abc.abstractmethod
+    def search(self, queries: np.ndarray, k: int = 10, *, exact: bool = True) -> list[list[tuple[str, float]]]:
+        """For each row of ``queries`` ``(m, d)``: up to ``k`` ``(id, distance)`` pairs, nearest first.
+        ``exact=False`` may use an approximate index (when the store has one)."""
+
+    @abc.abstractmethod
+    def get(self, ids: Sequence[str]) -> list[StoredFace | None]:
+        """The stored faces of ``ids`` (None where an id is unknown), in order."""
+
+    @abc.abstractmethod
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove faces by id; returns how many existed."""
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """Number of faces stored."""
+
+    @abc.abstractmethod
+    def identities(self) -> list[str]:
+        """The distinct identities, sorted."""
+
+
 class Metric(Plugin):
     """A distance between embeddings."""
 
