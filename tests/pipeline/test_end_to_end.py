@@ -105,8 +105,11 @@ def test_verify_many_returns_the_whole_matrix(opencv_dlib: Pipeline, dataset: Pa
 def test_prepare_loads_every_model_before_the_first_call(dataset: Path) -> None:
     """Pipeline.prepare() (e.g. at server start) leaves nothing to load for the first call."""
     from facepipe.errors import ConfigError
+    from facepipe.model_cache import ModelCache
 
-    pipeline = Pipeline()  # offline defaults: dlib, Dlib, age/gender/emotion-offline
+    # offline defaults: dlib, Dlib, age/gender/emotion-offline; a private model cache, or the
+    # models other tests' pipelines share would already be loaded
+    pipeline = Pipeline(models=ModelCache())
     assert pipeline.recognizer._model is None
     assert pipeline.prepare() is pipeline
     assert pipeline.recognizer._model is not None
