@@ -1,0 +1,1 @@
+"""Built-in gallery stores (plugin kind ``store``): the embedded SQLite + ANN default."""
