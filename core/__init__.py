@@ -40,6 +40,7 @@ _LAZY = {
     "build_model": ("facepipe.functions", "build_model"),
     "clear_models": ("facepipe.functions", "clear_models"),
     "ModelCache": ("facepipe.model_cache", "ModelCache"),
+    "Gallery": ("facepipe.gallery.gallery", "Gallery"),
 }
 
 

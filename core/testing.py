@@ -15,7 +15,7 @@ installed, pytest also offers the fixtures of :mod:`facepipe.pytest_plugin`:
 from __future__ import annotations
 
 from importlib import metadata
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -23,7 +23,18 @@ from pydantic import Field
 
 from facepipe.registry import ENTRY_POINT_GROUP, PluginRegistry
 from facepipe.specs import DetectorSpec, PluginSpec, RecognizerSpec
-from facepipe.types import Analyzer, AntiSpoofer, DetectedFace, Detector, Metric, PluginConfig, Recognizer
+from facepipe.types import (
+    Analyzer,
+    AntiSpoofer,
+    DetectedFace,
+    Detector,
+    Metric,
+    PluginConfig,
+    Recognizer,
+    Store,
+    StoredFace,
+    face_id,
+)
 
 
 def sample_images(seed: int = 0) -> list[np.ndarray]:
@@ -342,3 +353,154 @@ def hermetic_registry() -> PluginRegistry:
                   if ep.dist is not None and ep.dist.metadata["Name"] == "facepipe"]
     registry.register_module(metrics.load(), distribution="facepipe", name=metrics.name)
     return registry
+
+
+# ------------------------------------------------------------------------------------------------
+# Gallery stores
+
+def _reference_distances(queries: np.ndarray, rows: np.ndarray, metric: str) -> np.ndarray:
+    """facepipe's metric definitions, pair by pair in float64 (slow and plain on purpose: the kit
+    must not share code with the stores it checks)."""
+    out = np.empty((len(queries), len(rows)))
+    for i, a in enumerate(np.asarray(queries, dtype=np.float64)):
+        for j, b in enumerate(np.asarray(rows, dtype=np.float64)):
+            na, nb = np.linalg.norm(a), np.linalg.norm(b)
+            cos = float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
+            if metric == "cosine":
+                out[i, j] = min(max(1.0 - cos, 0.0), 2.0)
+            elif metric == "angular":
+                out[i, j] = float(np.arccos(min(max(cos, -1.0), 1.0)) / np.pi)
+            elif metric == "euclidean":
+                out[i, j] = float(np.linalg.norm(a - b))
+            elif metric == "euclidean_l2":
+                out[i, j] = float(np.linalg.norm(a / (na + 1e-10) - b / (nb + 1e-10)))
+            else:
+                raise AssertionError(f"check_store knows no metric {metric!r}")
+    return out
+
+
+def _stored_faces(n: int, fingerprint: str, start: int = 0) -> list[StoredFace]:
+    return [StoredFace(id=face_id(f"{k:064x}", 0, fingerprint), identity=f"person{k % 5}",
+                       fingerprint=fingerprint, image_sha256=f"{k:064x}", face_index=k % 3,
+                       facial_area=(k, k + 1, 10 + k, 20 + k), meta={"k": k, "source": f"img{k}.jpg"})
+            for k in range(start, start + n)]
+
+
+def check_store(store_factory: Callable[..., Store], *, dim: int = 24, n: int = 60,
+                metrics: Sequence[str] = ("cosine", "euclidean", "euclidean_l2", "angular"),
+                seed: int = 0, atol: float = 1e-4) -> None:
+    """The contract of a gallery store (:class:`facepipe.types.Store`), checked end to end.
+
+    ``store_factory(metric=..., fingerprint=...)`` must return a new, *empty* store each call
+    (a fresh folder, table or collection); ``fingerprint`` may be None (fixed at the first add).
+    Checks, per metric: empty searches, idempotent upserts (same ids twice → 0 new, count
+    unchanged; duplicates inside a batch count once), get round-trips every field, exact search
+    returns the true k nearest with distances equal to facepipe's definitions (within ``atol``),
+    ``k`` beyond the count, approximate search gives true distances of stored ids, delete, count,
+    identities, and :class:`~facepipe.errors.StoreMismatchError` (nothing written) for another
+    dimension or fingerprint.  Vectors are random with norms in [0.5, 2], so stores that only handle
+    unit vectors fail.
+    """
+    from facepipe.errors import StoreMismatchError
+
+    rng = np.random.default_rng(seed)
+    for metric in metrics:
+        where = f"[{metric}]"
+        raw = rng.normal(size=(n, dim))
+        vectors = (raw / np.linalg.norm(raw, axis=1, keepdims=True)
+                   * rng.uniform(0.5, 2.0, (n, 1))).astype(np.float32)
+        queries = (rng.normal(size=(4, dim))).astype(np.float32)
+        faces = _stored_faces(n, "fp-A")
+        store = store_factory(metric=metric, fingerprint="fp-A")
+        try:
+            assert isinstance(store, Store), f"{where} the factory must return a facepipe.types.Store"
+            # -- empty store
+            assert store.count() == 0, f"{where} a new store must be empty (count() == {store.count()})"
+            assert store.identities() == [], f"{where} identities() of an empty store must be []"
+            assert store.search(queries, k=5) == [[] for _ in queries], \
+                f"{where} searching an empty store must give one empty list per query"
+            assert store.get(["nope"]) == [None], f"{where} get() of an unknown id must give None"
+            assert store.delete(["nope"]) == 0, f"{where} delete() of an unknown id must return 0"
+            # -- upserts
+            half = n // 2
+            assert store.add(vectors[:half], faces[:half]) == half, f"{where} add() must return the number new"
+            assert store.add(vectors[:half], faces[:half]) == 0, f"{where} adding the same ids again must add 0"
+            assert store.count() == half, f"{where} a repeated add changed count() to {store.count()}"
+            batch = np.concatenate([vectors[half - 3:], vectors[half:half + 1]])
+            assert store.add(batch, faces[half - 3:] + faces[half:half + 1]) == n - half, \
+                f"{where} a batch of 3 known ids, {n - half} new ones and one duplicate must add {n - half}"
+            assert store.count() == n, f"{where} count() is {store.count()}, expected {n}"
+            # -- get
+            got = store.get([faces[7].id, "nope", faces[0].id])
+            assert got[1] is None and got[0] is not None and got[2] is not None, f"{where} get() misses faces"
+            for stored, expected in ((got[0], faces[7]), (got[2], faces[0])):
+                assert stored == expected, f"{where} get() returned {stored}, expected {expected}"
+                assert stored.meta == expected.meta, f"{where} get() lost meta: {stored.meta} != {expected.meta}"
+                assert isinstance(stored.facial_area, tuple), f"{where} facial_area must come back as a tuple"
+            assert store.identities() == sorted({f.identity for f in faces}), f"{where} identities() is wrong"
+            # -- exact search
+            truth = _reference_distances(queries, vectors, metric)
+            for k in (1, 5, n + 10):
+                hits = store.search(queries, k=k, exact=True)
+                assert len(hits) == len(queries), f"{where} search() must give one list per query"
+                for qi, row in enumerate(hits):
+                    want = np.argsort(truth[qi], kind="stable")[:min(k, n)]
+                    assert len(row) == min(k, n), f"{where} k={k}: {len(row)} hits, expected {min(k, n)}"
+                    ids = [hit_id for hit_id, _ in row]
+                    dist = np.array([d for _, d in row])
+                    assert all(type(d) is float for d in dist.tolist()), f"{where} distances must be floats"
+                    assert np.all(np.diff(dist) >= -1e-9), f"{where} hits must come nearest first"
+                    np.testing.assert_allclose(dist, truth[qi][want], atol=atol,
+                                               err_msg=f"{where} k={k}: distances differ from facepipe's {metric}")
+                    # ids may swap only between (near-)ties
+                    expected_ids = {faces[j].id for j in want}
+                    wrong = [i for i in ids if i not in expected_ids]
+                    for i in wrong:
+                        j = next(t for t, f in enumerate(faces) if f.id == i)
+                        assert abs(truth[qi][j] - truth[qi][want[-1]]) <= atol, \
+                            f"{where} k={k}: {i} is not among the exact {k} nearest"
+            # -- approximate search: right shape, real ids, true distances
+            for qi, row in enumerate(store.search(queries, k=5, exact=False)):
+                assert 0 < len(row) <= 5, f"{where} exact=False gave {len(row)} hits for k=5"
+                index = {f.id: j for j, f in enumerate(faces)}
+                for hit_id, d in row:
+                    assert hit_id in index, f"{where} exact=False returned an unknown id {hit_id!r}"
+                    assert abs(d - truth[qi][index[hit_id]]) <= atol, \
+                        f"{where} exact=False: distance {d} of {hit_id} is not its true {metric} distance"
+            # -- mismatches leave the store untouched
+            wrong_dim = np.ones((1, dim + 1), dtype=np.float32)
+            for bad_call, what in (
+                    (lambda: store.add(wrong_dim, _stored_faces(1, "fp-A", start=n)), "add() of another dimension"),
+                    (lambda: store.search(wrong_dim, k=3), "search() with another dimension"),
+                    (lambda: store.add(vectors[:2], _stored_faces(1, "fp-A", start=n) + _stored_faces(1, "fp-B", start=n + 1)),
+                     "add() of another fingerprint")):
+                try:
+                    bad_call()
+                except StoreMismatchError:
+                    pass
+                else:
+                    raise AssertionError(f"{where} {what} must raise StoreMismatchError")
+            assert store.count() == n, f"{where} a refused add() left rows behind (count {store.count()})"
+            # -- delete
+            gone = [faces[1].id, faces[2].id]
+            assert store.delete(gone + ["nope"]) == 2, f"{where} delete() must return how many existed"
+            assert store.count() == n - 2 and store.get(gone) == [None, None], f"{where} delete() kept faces"
+            remaining = {h for row in store.search(queries, k=n, exact=True) for h, _ in row}
+            assert not remaining & set(gone), f"{where} search() still returns deleted faces"
+            assert len(remaining) == n - 2, f"{where} k=n must reach every remaining face"
+        finally:
+            store.close()
+        # -- a store without a configured fingerprint takes the first add's
+        store = store_factory(metric=metric, fingerprint=None)
+        try:
+            store.add(vectors[:2], _stored_faces(2, "fp-C"))
+            assert store.fingerprint() == "fp-C", f"{where} fingerprint() must be fixed by the first add"
+            try:
+                store.add(vectors[2:3], _stored_faces(1, "fp-D", start=2))
+            except StoreMismatchError:
+                pass
+            else:
+                raise AssertionError(f"{where} an add with another fingerprint than the first must be refused")
+            assert store.count() == 2, f"{where} a refused add() left rows behind"
+        finally:
+            store.close()

@@ -207,6 +207,15 @@ class Store(Plugin):
     def identities(self) -> list[str]:
         """The distinct identities, sorted."""
 
+    def fingerprint(self) -> str | None:
+        """The fingerprint the store's embeddings carry (None while empty and not configured).
+        Stores that remember it (fixed at the first add) override this."""
+        fingerprint: str | None = getattr(self.config, "fingerprint", None)
+        return fingerprint
+
+    def close(self) -> None:
+        """Release connections, file handles and locks (default: nothing). Idempotent."""
+
 
 class Metric(Plugin):
     """A distance between embeddings."""

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                  "facepipe.devices", "facepipe.progress")),
     ("weights", ("facepipe.weights",)),
     ("kernel", ("facepipe.types", "facepipe.preprocess", "facepipe.plugin_hygiene", "facepipe.registry",
-                "facepipe.model_cache", "facepipe.testing", "facepipe.pytest_plugin")),
+                "facepipe.model_cache", "facepipe.testing", "facepipe.pytest_plugin", "facepipe.vectors")),
     ("engines", ("facepipe.engines",)),
     ("pipeline", ("facepipe.pipeline",)),
     ("gallery", ("facepipe.gallery",)),
