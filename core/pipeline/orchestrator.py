@@ -8,10 +8,12 @@ share one instance of each model.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -40,7 +42,7 @@ from facepipe.model_cache import ModelCache, ModelKey, shared_models
 from facepipe.preprocess import as_bgr_uint8
 from facepipe.registry import PluginRegistry, default_registry
 from facepipe.pipeline.results import Analysis, Face, Representation, VerifyResult
-from facepipe.types import DetectedFace
+from facepipe.types import DetectedFace, StoredFace, face_id
 
 ImageInput = Any  # path | bytes | file object | base64 str | ndarray
 _UNSET: Any = object()
@@ -407,6 +409,77 @@ class Pipeline:
         return VerifyMatrix(distances=matrix, verified=matrix <= limit, threshold=limit,
                             model=self.model_name, similarity_metric=self.metric_name)
 
+    # ------------------------------------------------------------------------------ galleries
+    @property
+    def fingerprint(self) -> str:
+        """Names what makes this pipeline's embeddings comparable: the recognizer and its options,
+        the detector and its options, and the alignment/cropping settings that change crops.
+
+        ``<model>-<16 hex digits>`` (sha256 of sorted-key JSON).  A gallery refuses embeddings of
+        another fingerprint, so faces embedded differently are never compared.
+        """
+        cfg = self.config
+        described = {
+            "recognizer": self.model_name,
+            "recognizer_options": self.plugin_configs["recognizer"].model_dump(mode="json"),
+            "detector": self.detector_name,
+            "detector_options": self.plugin_configs["detector"].model_dump(mode="json"),
+            "align": cfg.align, "expand_percentage": cfg.expand_percentage, "eye_fallback": cfg.eye_fallback,
+            "pad_before_detect": cfg.pad_before_detect, "detect_max_side": cfg.detect_max_side,
+        }
+        digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
+        return f"{self.model_name}-{digest[:16]}"
+
+    def register(self, img: ImageInput | Sequence[ImageInput], identity: str, gallery: Any, *,
+                 meta: Mapping[str, Any] | None = None, **options: Any) -> list[StoredFace]:
+        """Detect and embed every face of ``img`` (one image or a batch) and add them to ``gallery``
+        (a :class:`facepipe.gallery.Gallery`) under ``identity``.  Returns the records stored.
+
+        Ids come from (sha256 of the decoded pixels, face index, :attr:`fingerprint`), so
+        registering the same photo again adds nothing, whatever form it is passed in.
+        """
+        sources, _ = _as_batch(img)
+        loaded = self._load(sources)
+        per_image = self.faces([image for image, _ in loaded], **options)
+        vectors = self.embed_per_image(per_image)
+        fingerprint = self.fingerprint
+        records: list[StoredFace] = []
+        for (image, name), faces in zip(loaded, per_image):
+            digest = _pixels_sha256(image)
+            for k, face in enumerate(faces):
+                area = (face.area.x, face.area.y, face.area.w, face.area.h)
+                records.append(StoredFace(
+                    id=face_id(digest, k, fingerprint), identity=str(identity), fingerprint=fingerprint,
+                    image_sha256=digest, face_index=k, facial_area=tuple(int(v) for v in area),  # type: ignore[arg-type]
+                    meta={"source": name, "confidence": float(face.confidence), **dict(meta or {})}))
+        if records:
+            gallery.add(np.concatenate(vectors), faces=records)
+        return records
+
+    def search(self, img: ImageInput | Sequence[ImageInput], gallery: Any, k: int = 10, *, exact: bool = True,
+               threshold: float | None = None, **options: Any) -> list[FaceMatches] | list[list[FaceMatches]]:
+        """The ``k`` nearest gallery faces of every face of ``img`` (a list per image; a list of
+        lists for a batch), each hit ``verified`` when within the decision threshold."""
+        held = gallery.fingerprint()
+        if held is not None and held != self.fingerprint:
+            from facepipe.errors import StoreMismatchError
+
+            raise StoreMismatchError(
+                f"the gallery holds embeddings of fingerprint {held!r}, this pipeline makes {self.fingerprint!r}; "
+                "search it with the pipeline (model, detector, alignment) that built it")
+        if gallery.metric != self.metric_name:
+            raise ConfigError(f"the gallery measures {gallery.metric!r} distances but the pipeline decides with "
+                              f"{self.metric_name!r}; open the gallery with metric={self.metric_name!r}")
+        sources, batch = _as_batch(img)
+        per_image = self.faces(sources, **options)
+        flat = flatten(per_image)
+        limit = self.threshold(threshold)
+        hits = gallery.search(self.embed_faces(flat), k=k, exact=exact) if flat else []
+        matches = [FaceMatches(face, [replace(h, verified=bool(h.distance <= limit)) for h in row])
+                   for face, row in zip(flat, hits)]
+        out = [list(group) for group in regroup(per_image, matches)]
+        return out if batch else out[0]
+
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` when the pipeline is closed (how the layers above it release what they
         keep per pipeline, such as find's open folder indexes)."""
@@ -438,6 +511,14 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
+class FaceMatches:
+    """A face of a searched image and its nearest gallery faces (hits with ``verified`` set)."""
+
+    face: Face
+    hits: list[Any]
+
+
+@dataclass(frozen=True)
 class VerifyMatrix:
     """Many-to-many verification: distances between every pair of images (inf: no face)."""
 
@@ -454,6 +535,13 @@ def _release_all(models: ModelCache, leases: dict[str, ModelKey]) -> None:
     leases.clear()
     for key in keys:
         models.release(key)
+
+
+def _pixels_sha256(image: np.ndarray) -> str:
+    """Content hash of decoded pixels (shape included): a photo hashes the same as a path, bytes or array."""
+    digest = hashlib.sha256(repr(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
 
 
 def _is_image_side(value: Any) -> bool:
