@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 from facepipe import __version__
-from facepipe.apps import evaluate
+from facepipe.apps import evaluate, gallery_cli
 from facepipe.errors import ConfigError, ExtraNotInstalledError, FacepipeError
 
 #: top-level packages of the ``service`` extra: an ImportError naming one of them means the extra is missing
@@ -202,7 +202,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "pip install 'facepipe[service]'") from None
 
     serve(args.config, host=args.host, port=args.port, token=args.token, preload=args.preload,
-          workers=args.workers, queue=args.queue, timeout_s=args.timeout)
+          workers=args.workers, queue=args.queue, timeout_s=args.timeout, gallery=args.gallery)
     return 0
 
 
@@ -419,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     evaluate.add_parser(sub, parents=common)  # its options and command live in facepipe.apps.evaluate
+    gallery_cli.add_gallery_parser(sub, parents=common, pipeline_options=_add_pipeline_options,
+                                   make_pipeline=_pipeline)  # facepipe gallery ACTION
 
     p = sub.add_parser("serve", help="run the REST service (needs facepipe[service])", parents=common)
     p.add_argument("--config", help="pipeline config file")
@@ -432,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests that may wait for a worker; past that 503 + Retry-After (default: 8 x workers)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds one request may wait and run before 504 (default 60)")
+    p.add_argument("--gallery", help="a gallery (folder or store URL) for /register, /search, /identify, /delete")
     p.set_defaults(func=cmd_serve)
     return parser
 

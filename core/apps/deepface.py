@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from facepipe.apps import deepface_compat as compat
+from facepipe.apps import deepface_gallery as dfg
 from facepipe.errors import (  # noqa: F401 - deepface's exception names, re-exported
     ConfigError,
     DataTypeError,
@@ -288,6 +289,118 @@ def find(img_path: Any, db_path: str | Path, model_name: str = "VGG-Face",
     if return_type == "dict":
         return [r.to_dicts() for r in results]
     return [r.to_pandas() for r in results]
+
+
+def register(img: Any, img_name: str | None = None, model_name: str = "VGG-Face",
+             detector_backend: str = "opencv", enforce_detection: bool = True, align: bool = True,
+             l2_normalize: bool = False, expand_percentage: int = 0, normalization: str = "base",
+             anti_spoofing: bool = False, database_type: str = "postgres",
+             connection_details: dict[str, Any] | str | None = None, connection: Any = None) -> dict[str, int]:
+    """deepface's ``register``: store the faces of ``img`` (or of each image of a list) as
+    ``img_name``; returns ``{"inserted": n}`` (re-registering the same photo inserts nothing).
+
+    ``database_type="sqlite"`` is facepipe's embedded store (``connection_details`` its folder);
+    ``"pgvector"`` / ``"postgres"`` and ``"milvus"`` are the server stores.  ``connection`` may be an
+    open :class:`facepipe.gallery.Gallery`.
+    """
+    from facepipe.apps import gallery_ops
+
+    pipeline = _pipeline(model_name, detector_backend, enforce_detection=enforce_detection, align=align,
+                         expand_percentage=expand_percentage, normalization=normalization,
+                         anti_spoofing=anti_spoofing)
+    gallery = _gallery(pipeline, database_type, connection_details, connection)
+    sources = list(img) if isinstance(img, list) else [img]
+    inserted = 0
+    with _spoof_message(SPOOF_MESSAGE):
+        for source in sources:
+            image = compat.load_inputs(source, batch=False)[0].image
+            inserted += gallery_ops.register(pipeline, gallery, image, img_name or dfg.default_img_name(source))
+    return {"inserted": inserted}
+
+
+def search(img: Any, model_name: str = "VGG-Face", detector_backend: str = "opencv",
+           distance_metric: str = "cosine", enforce_detection: bool = True, align: bool = True,
+           l2_normalize: bool = False, expand_percentage: int = 0, normalization: str = "base",
+           anti_spoofing: bool = False, similarity_search: bool = False, k: int | None = None,
+           database_type: str = "postgres", connection_details: dict[str, Any] | str | None = None,
+           connection: Any = None, search_method: str = "exact", return_type: str | None = None) -> Any:
+    """deepface's ``search``: per query face a DataFrame (or, ``return_type="dict"``, a list of
+    dicts) of the stored faces within the threshold (all nearest with ``similarity_search``),
+    nearest first, at most ``k``; deepface's columns (see ``SEARCH_COLUMNS``)."""
+    from facepipe.apps import gallery_ops
+
+    return_type = compat.resolve_return_type(return_type)
+    metric = dfg.resolve_metric(distance_metric, l2_normalize, search_method)
+    pipeline = _pipeline(model_name, detector_backend, metric, enforce_detection=enforce_detection, align=align,
+                         expand_percentage=expand_percentage, normalization=normalization,
+                         anti_spoofing=anti_spoofing)
+    gallery = _gallery(pipeline, database_type, connection_details, connection)
+    dfg.require_faces(len(gallery), pipeline)
+    if k is None and search_method == "ann":
+        k = dfg.ANN_DEFAULT_K
+    results = []
+    sources = list(img) if isinstance(img, list) else [img]
+    with _spoof_message(SPOOF_MESSAGE):
+        for source in sources:
+            image = compat.load_inputs(source, batch=False)[0].image
+            for query in gallery_ops.search(pipeline, gallery, image, None, exact=search_method == "exact"):
+                results.append(dfg.search_rows(pipeline, query.matches, similarity_search=similarity_search,
+                                               k=k, search_method=search_method, aligned=align,
+                                               l2_normalized=l2_normalize))
+    if return_type == "dict":
+        return results
+    import pandas as pd
+
+    return [pd.DataFrame(rows, columns=list(dfg.SEARCH_COLUMNS)) for rows in results]
+
+
+def identify(img: Any, identity_id: str | int, model_name: str = "VGG-Face", detector_backend: str = "opencv",
+             distance_metric: str = "cosine", enforce_detection: bool = True, align: bool = True,
+             l2_normalize: bool = False, expand_percentage: int = 0, normalization: str = "base",
+             anti_spoofing: bool = False, database_type: str = "postgres",
+             connection_details: dict[str, Any] | str | None = None, connection: Any = None) -> dict[str, Any]:
+    """deepface's ``identify``: is the face of ``img`` (its nearest face) the stored face
+    ``identity_id`` (an id from :func:`search`)?  deepface's verify-like dict."""
+    import time
+
+    from facepipe.apps import gallery_ops
+
+    started = time.time()
+    metric = dfg.resolve_metric(distance_metric, l2_normalize, "exact")
+    pipeline = _pipeline(model_name, detector_backend, metric, enforce_detection=enforce_detection, align=align,
+                         expand_percentage=expand_percentage, normalization=normalization,
+                         anti_spoofing=anti_spoofing)
+    gallery = _gallery(pipeline, database_type, connection_details, connection)
+    loaded, (size,) = compat.load_inputs(img, batch=False)
+    with _spoof_message(SPOOF_MESSAGE):
+        query, match = gallery_ops.compare(pipeline, gallery, loaded.image, str(identity_id))
+    return dfg.identify_result(pipeline, match.distance, match.face, compat.deepface_area(query.facial_area, size),
+                               started)
+
+
+def build_index(model_name: str = "VGG-Face", detector_backend: str = "opencv", align: bool = True,
+                l2_normalize: bool = False, database_type: str = "postgres", connection: Any = None,
+                connection_details: dict[str, Any] | str | None = None, max_neighbors_per_node: int = 32) -> None:
+    """deepface's ``build_index``: make ``search_method="ann"`` fast.  facepipe's stores keep their
+    approximate index up to date as faces are added, so this only checks the database can be
+    opened (and builds the index of a store that builds it on request)."""
+    pipeline = _pipeline(model_name, detector_backend, align=align)
+    gallery = _gallery(pipeline, database_type, connection_details, connection)
+    builder = getattr(gallery, "build_index", None)
+    if callable(builder):
+        builder()
+
+
+def _gallery(pipeline: Any, database_type: str, connection_details: Any, connection: Any) -> Any:
+    """deepface's database arguments → an open gallery (``connection``: an open Gallery is used as is)."""
+    from facepipe.apps import gallery_ops
+
+    if connection is not None:
+        if not all(hasattr(connection, name) for name in ("add", "search", "get", "delete")):
+            raise UnimplementedError("connection must be an open facepipe.gallery.Gallery; pass "
+                                     "connection_details (a path or URL) otherwise")
+        return connection
+    return gallery_ops.open_gallery(dfg.store_url(database_type, connection_details), pipeline)
 
 
 def stream(db_path: str = "", model_name: str = "VGG-Face", detector_backend: str = "opencv",

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from facepipe.apps import service_models as m
+from facepipe.apps.service_gallery_models import GALLERY_REQUEST_MODELS
 from facepipe.apps.service_errors import (
     InvalidFieldError,
     UnauthorizedError,
@@ -84,13 +85,14 @@ def _body(json_model: type[BaseModel], form_model: type[BaseModel]) -> dict[str,
 
 def create_app(config: Any = None, *, token: str | None = None, registry: Any = None, preload: bool = False,
                workers: int | None = None, queue: int | None = None,
-               timeout_s: float = DEFAULT_TIMEOUT_S) -> FastAPI:
+               timeout_s: float = DEFAULT_TIMEOUT_S, gallery: str | None = None) -> FastAPI:
     """Build the FastAPI application around one pipeline (models are built once and shared).
 
     ``preload=True`` loads every configured model before the app is returned, so the first
     request is as fast as the others (and a missing weight file stops the start, not a request).
     Model work runs on ``workers`` threads (default: one per CPU core) with at most ``queue``
     requests waiting (default: eight per worker); ``timeout_s`` bounds one request's wait + work.
+    ``gallery`` (a folder or a store URL) adds the gallery routes (``/register``, ``/search``, ...).
     """
     from facepipe import __version__
     from facepipe.pipeline.image import ImageLimits, load_image
@@ -145,7 +147,7 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
     @app.get("/api", response_model=m.ApiIndex, tags=["service"])
     def api_index() -> dict[str, Any]:
         """The service's info and its routes; needs no token."""
-        return {**info(), "routes": ROUTES, "docs": "/docs"}
+        return {**info(), "routes": routes, "docs": "/docs"}
 
     @app.get("/plugins", response_model=list[m.PluginRow], dependencies=[Depends(authorize)], tags=["service"],
              responses={401: _IMAGE_ERRORS[401]})
@@ -217,6 +219,17 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
 
         return await work(job)
 
+    routes = dict(ROUTES)
+    if gallery is not None:
+        from facepipe.apps.gallery_ops import open_gallery
+        from facepipe.apps.service_gallery import GALLERY_ROUTES, mount_gallery_routes
+
+        store = open_gallery(gallery, pipeline)  # a bad URL or unreachable server stops the start
+        app.state.gallery = store
+        mount_gallery_routes(app, pipeline, store, authorize=authorize, image=image, work=work,
+                             errors=_IMAGE_ERRORS, body=_body)
+        routes.update(GALLERY_ROUTES)
+
     mount_web_page(app)  # GET / and /web/*, after the JSON routes
 
     def openapi() -> dict[str, Any]:
@@ -225,7 +238,8 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-            _, defs = models_json_schema([(model, "validation") for model in m.REQUEST_MODELS],
+            models = m.REQUEST_MODELS + (GALLERY_REQUEST_MODELS if gallery is not None else ())
+            _, defs = models_json_schema([(model, "validation") for model in models],
                                          ref_template="#/components/schemas/{model}")
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
             app.openapi_schema = schema
@@ -237,12 +251,13 @@ def create_app(config: Any = None, *, token: str | None = None, registry: Any = 
 
 def serve(config: Any = None, *, host: str = "127.0.0.1", port: int = 5005, token: str | None = None,
           preload: bool = False, workers: int | None = None, queue: int | None = None,
-          timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+          timeout_s: float = DEFAULT_TIMEOUT_S, gallery: str | None = None) -> None:
     """Run the service with uvicorn. A non-loopback host requires a token."""
     import uvicorn
 
     token = token or os.environ.get("FACEPIPE_API_TOKEN") or None
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise ConfigError(f"listening on {host} needs a bearer token: set FACEPIPE_API_TOKEN or pass --token")
-    app = create_app(config, token=token, preload=preload, workers=workers, queue=queue, timeout_s=timeout_s)
+    app = create_app(config, token=token, preload=preload, workers=workers, queue=queue, timeout_s=timeout_s,
+                     gallery=gallery)
     uvicorn.run(app, host=host, port=port, workers=1)

@@ -21,6 +21,9 @@ from facepipe.errors import (
     ImageTypeError,
     PluginError,
     SpoofDetectedError,
+    StoreAuthError,
+    StoreConnectionError,
+    StoreError,
 )
 
 log = logging.getLogger("facepipe.service")
@@ -100,6 +103,10 @@ def status_for(exc: FacepipeError) -> int:
         return 415
     if isinstance(exc, (FaceNotDetectedError, DimensionMismatchError, SpoofDetectedError)):
         return 422
+    if isinstance(exc, (StoreConnectionError, StoreAuthError)):
+        return 503  # the gallery's server, not the request
+    if isinstance(exc, StoreError) and type(exc).__name__ == "FaceIdNotFoundError":
+        return 404
     if isinstance(exc, (ConfigError, PluginError)):
         return 400
     return 400
