@@ -93,7 +93,7 @@ def ray_batches(photos: Sequence[Photo], config: dict[str, Any], *, registry: st
         ray.data.DataContext.get_current().enable_progress_bars = show_progress
         by_path = {_key(p.path): p for p in photos}
         dataset = ray.data.read_binary_files([p.path for p in photos], include_paths=True,
-                                             ray_remote_args={"num_cpus": 0})
+                                             num_cpus=0, concurrency=1)  # I/O: the CPUs go to the actors
         embedded = dataset.map_batches(_Embedder, fn_constructor_kwargs={"config": config, "registry": registry},
                                        batch_size=batch, batch_format="numpy", num_cpus=1,
                                        compute=ray.data.ActorPoolStrategy(size=workers))
