@@ -75,6 +75,34 @@ def loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loopba
         yield served
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A throwaway PostgreSQL + pgvector server on 127.0.0.1 (tests/helpers/postgres.py), one per
+    session; skips naming what to install when psycopg, PostgreSQL or pgvector is missing."""
+    from tests.helpers import postgres
+
+    pytest.importorskip("psycopg", reason="needs facepipe[pgvector] (psycopg is not installed)")
+    why = postgres.missing()
+    if why:
+        pytest.skip(why)
+    running = postgres.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``milvus://127.0.0.1:PORT`` of a Milvus Lite server (tests/helpers/milvus.py), one per session;
+    skips naming the extra when pymilvus or milvus-lite is missing."""
+    from tests.helpers.extras import need
+    from tests.helpers.milvus import milvus_lite_server
+
+    need("pymilvus", "milvus")
+    need("milvus_lite", "test")
+    with milvus_lite_server(tmp_path_factory.mktemp("milvus")) as url:
+        yield url
+
+
 @pytest.fixture
 def hermetic() -> PluginRegistry:
     """A registry holding only the numpy-only test plugins (``blob``, ``grid``) and the metrics."""

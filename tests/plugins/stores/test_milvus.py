@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -14,18 +13,12 @@ from facepipe.pipeline.metrics import pairwise
 from facepipe.registry import default_registry
 from facepipe.types import StoredFace, face_id
 from tests.helpers.extras import need
-from tests.helpers.milvus import free_port, milvus_lite_server
+from tests.helpers.milvus import free_port
 
 need("pymilvus", "milvus")
 need("milvus_lite", "test")
 
 _names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def milvus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with milvus_lite_server(tmp_path_factory.mktemp("milvus")) as url:
-        yield url
 
 
 def open_store(base: str, **options: object):  # type: ignore[no-untyped-def]

@@ -24,10 +24,9 @@ FP = "ArcFace/retinaface/v1"
 
 
 @pytest.fixture(scope="module")
-def server():
-    running = postgres.start()
-    yield running
-    running.stop()
+def server(postgres_server):
+    """The session's server (tests/conftest.py), shared with the gallery tests; tables are per test."""
+    return postgres_server
 
 
 def open_store(server, metric: str = "cosine", table: str | None = None, **options) -> PgvectorStore:
