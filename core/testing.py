@@ -14,6 +14,7 @@ installed, pytest also offers the fixtures of :mod:`facepipe.pytest_plugin`:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import metadata
 from typing import Any, Callable, Sequence
 
@@ -397,7 +398,8 @@ def check_store(store_factory: Callable[..., Store], *, dim: int = 24, n: int = 
     unchanged; duplicates inside a batch count once), get round-trips every field, exact search
     returns the true k nearest with distances equal to facepipe's definitions (within ``atol``),
     ``k`` beyond the count, approximate search gives true distances of stored ids, delete, count,
-    identities, and :class:`~facepipe.errors.StoreMismatchError` (nothing written) for another
+    identities, ``ids_of`` (exactly an identity's ids, sorted; [] for an unknown one, names with
+    quotes, backslashes or unicode included; updated by delete), and :class:`~facepipe.errors.StoreMismatchError` (nothing written) for another
     dimension or fingerprint.  Vectors are random with norms in [0.5, 2], so stores that only handle
     unit vectors fail.
     """
@@ -417,6 +419,7 @@ def check_store(store_factory: Callable[..., Store], *, dim: int = 24, n: int = 
             # -- empty store
             assert store.count() == 0, f"{where} a new store must be empty (count() == {store.count()})"
             assert store.identities() == [], f"{where} identities() of an empty store must be []"
+            assert store.ids_of("person0") == [], f"{where} ids_of() on an empty store must be []"
             assert store.search(queries, k=5) == [[] for _ in queries], \
                 f"{where} searching an empty store must give one empty list per query"
             assert store.get(["nope"]) == [None], f"{where} get() of an unknown id must give None"
@@ -438,6 +441,13 @@ def check_store(store_factory: Callable[..., Store], *, dim: int = 24, n: int = 
                 assert stored.meta == expected.meta, f"{where} get() lost meta: {stored.meta} != {expected.meta}"
                 assert isinstance(stored.facial_area, tuple), f"{where} facial_area must come back as a tuple"
             assert store.identities() == sorted({f.identity for f in faces}), f"{where} identities() is wrong"
+            # -- ids_of: exactly the ids added under an identity, sorted
+            for name in sorted({f.identity for f in faces}):
+                want_ids = sorted(f.id for f in faces if f.identity == name)
+                got_ids = store.ids_of(name)
+                assert got_ids == want_ids, f"{where} ids_of({name!r}) is {got_ids}, expected {want_ids}"
+            for unknown in ("nobody", "PERSON0", "person", 'person0" || identity != "', "person0' or 1=1 --"):
+                assert store.ids_of(unknown) == [], f"{where} ids_of({unknown!r}) of an unknown identity must be []"
             # -- exact search
             truth = _reference_distances(queries, vectors, metric)
             for k in (1, 5, n + 10):
@@ -488,6 +498,22 @@ def check_store(store_factory: Callable[..., Store], *, dim: int = 24, n: int = 
             remaining = {h for row in store.search(queries, k=n, exact=True) for h, _ in row}
             assert not remaining & set(gone), f"{where} search() still returns deleted faces"
             assert len(remaining) == n - 2, f"{where} k=n must reach every remaining face"
+            for name in sorted({faces[1].identity, faces[2].identity}):
+                want_ids = sorted(f.id for f in faces if f.identity == name and f.id not in gone)
+                assert store.ids_of(name) == want_ids, f"{where} ids_of({name!r}) still lists deleted faces"
+            # -- a whole identity, however its name is spelled (quotes, backslashes, unicode)
+            odd = ['o\'brien "x"', "back\\slash", "line\nbreak", "żółć 顔"]
+            odd_faces = [replace(face, identity=odd[j % len(odd)]) for j, face in
+                         enumerate(_stored_faces(2 * len(odd), "fp-A", start=n))]
+            assert store.add(vectors[:len(odd_faces)], odd_faces) == len(odd_faces), f"{where} add() of odd names"
+            for name in odd:
+                want_ids = sorted(f.id for f in odd_faces if f.identity == name)
+                assert store.ids_of(name) == want_ids, f"{where} ids_of({name!r}) is wrong"
+            victim = store.ids_of(odd[0])
+            assert store.delete(victim) == len(victim) == 2, f"{where} delete(ids_of(name)) removed the wrong count"
+            assert store.ids_of(odd[0]) == [] and odd[0] not in store.identities(), \
+                f"{where} an identity deleted through ids_of() is still listed"
+            assert store.count() == n - 2 + len(odd_faces) - 2, f"{where} deleting one identity touched others"
         finally:
             store.close()
         # -- a store without a configured fingerprint takes the first add's

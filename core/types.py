@@ -207,6 +207,13 @@ class Store(Plugin):
     def identities(self) -> list[str]:
         """The distinct identities, sorted."""
 
+    @abc.abstractmethod
+    def ids_of(self, identity: str) -> list[str]:
+        """The ids of every face stored under ``identity`` (exact, case-sensitive match), sorted.
+
+        ``[]`` for an identity the store does not hold.  This is how a whole identity is removed
+        (``store.delete(store.ids_of(name))``), so it must list every face, however many."""
+
     def fingerprint(self) -> str | None:
         """The fingerprint the store's embeddings carry (None while empty and not configured).
         Stores that remember it (fixed at the first add) override this."""

@@ -88,8 +88,6 @@ def delete(gallery: Any, ids: Sequence[str] = (), identity: str | None = None) -
     """Remove faces by id and/or every face of ``identity``; returns how many existed."""
     targets = list(ids)
     if identity is not None:
-        if identity not in gallery.identities():
-            return int(gallery.delete(sorted(set(targets)))) if targets else 0
         targets += _ids_of(gallery, identity)
     return int(gallery.delete(sorted(set(targets)))) if targets else 0
 
@@ -111,10 +109,5 @@ def build_index(gallery: Any) -> str:
 
 
 def _ids_of(gallery: Any, identity: str) -> list[str]:
-    """The ids of an identity's faces, where the store can list them."""
-    lister = getattr(gallery.store, "ids_of", None)
-    if not callable(lister):
-        from facepipe.errors import UnimplementedError
-
-        raise UnimplementedError(f"this store ({gallery.spec.name}) cannot list an identity's faces; delete by id")
-    return list(lister(identity))
+    """The ids of an identity's faces (every store lists them: :meth:`facepipe.types.Store.ids_of`)."""
+    return list(gallery.ids_of(identity))

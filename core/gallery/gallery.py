@@ -131,6 +131,10 @@ class Gallery:
     def identities(self) -> list[str]:
         return self.store.identities()
 
+    def ids_of(self, identity: str) -> list[str]:
+        """The ids of every face stored under ``identity``, sorted (``[]`` for an unknown one)."""
+        return self.store.ids_of(identity)
+
     @property
     def metric(self) -> str:
         return str(self.store.config.metric)  # type: ignore[attr-defined]

@@ -198,6 +198,10 @@ class EmbeddedStore(Store):
     def identities(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT identity FROM faces ORDER BY identity")]
 
+    def ids_of(self, identity: str) -> list[str]:
+        rows = self._db.execute("SELECT id FROM faces WHERE identity = ? ORDER BY id", (str(identity),))
+        return [r[0] for r in rows]
+
     def get(self, ids: Sequence[str]) -> list[StoredFace | None]:
         fingerprint = self.fingerprint() or ""
         found: dict[str, StoredFace] = {}

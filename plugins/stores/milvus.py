@@ -57,6 +57,17 @@ def to_facepipe_distance(metric: str, raw: np.ndarray) -> np.ndarray:
     return np.arccos(cos) / math.pi  # angular
 
 
+def milvus_string(value: str) -> str:
+    """``value`` as a double-quoted string literal of a Milvus filter expression.
+
+    Backslashes and double quotes are escaped, and newline, carriage return and tab written as
+    ``\\n``, ``\\r``, ``\\t`` (the escapes both Milvus' server parser and Milvus Lite's accept; other
+    characters, other control characters included, are read literally), so no value can end the
+    literal early or change the expression around it."""
+    escapes = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return '"' + "".join(escapes.get(ch, ch) for ch in value) + '"'
+
+
 class MilvusStore(Store):
     """A gallery in a Milvus collection (a server, a cluster or Milvus Lite's server)."""
 
@@ -277,6 +288,20 @@ class MilvusStore(Store):
         finally:
             it.close()
         return sorted(names)
+
+    def ids_of(self, identity: str) -> list[str]:
+        if not self._exists():
+            return []
+        ids: list[str] = []
+        it = self._call(self._client.query_iterator, self.target.collection, batch_size=_BATCH,
+                        filter=f"identity == {milvus_string(str(identity))}", output_fields=["id"],
+                        consistency_level="Strong")
+        try:
+            while batch := self._call(it.next):
+                ids.extend(str(row["id"]) for row in batch)
+        finally:
+            it.close()
+        return sorted(ids)
 
     def drop(self) -> None:
         """Delete the whole collection (tests, re-indexing); the store is empty afterwards."""

@@ -302,6 +302,14 @@ class PgvectorStore(Store):
             cur.execute(f'SELECT DISTINCT identity COLLATE "C" AS identity FROM {self.table} ORDER BY 1')
             return [row[0] for row in cur.fetchall()]
 
+    def ids_of(self, identity: str) -> list[str]:
+        if not self._known():
+            return []
+        with self._transaction() as cur:
+            cur.execute(f'SELECT id COLLATE "C" AS id FROM {self.table} WHERE identity = %s ORDER BY 1',
+                        (str(identity),))
+            return [row[0] for row in cur.fetchall()]
+
     def drop(self) -> None:
         """Remove the gallery's table and metadata (tests, ``facepipe gallery drop``)."""
         with self._transaction() as cur:

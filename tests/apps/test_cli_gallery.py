@@ -131,10 +131,10 @@ def test_delete_of_an_unknown_identity_removes_nothing(gallery: Cli) -> None:
     assert gallery.json("stats")["faces"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="no store implements ids_of yet, so gallery_ops.delete cannot list an "
-                                       "identity's faces (UnimplementedError); remove this mark when one does")
 def test_delete_by_identity(gallery: Cli) -> None:
     assert gallery("delete", "--identity", "bob") == (0, "1 face(s) removed\n", "")
+    assert gallery.json("stats")["faces"] == 1
+    assert gallery("delete", "--identity", "bob") == (0, "0 face(s) removed\n", "")
 
 
 def test_delete_without_ids_or_identity_is_a_typed_error(gallery: Cli) -> None:

@@ -58,6 +58,21 @@ def test_register_search_identify_delete(client: TestClient) -> None:
     assert "POST /register" in client.get("/api").json()["routes"]
 
 
+def test_delete_by_img_name_removes_every_face_of_the_identity(client: TestClient) -> None:
+    alice = sum(client.post("/register", json={"img": _b64(i), "img_name": "alice"}).json()["inserted"]
+                for i in (0, 1))
+    assert alice >= 2
+    r = client.post("/register", json={"img": _b64(2), "img_name": "bob"})
+    assert r.status_code == 200, r.text
+    bob = r.json()["inserted"]
+    r = client.post("/delete", json={"img_name": "alice"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"deleted": alice}
+    assert client.post("/delete", json={"img_name": "alice"}).json() == {"deleted": 0}
+    assert client.post("/delete", json={"img_name": "carol"}).json() == {"deleted": 0}
+    assert client.post("/delete", json={"img_name": "bob"}).json() == {"deleted": bob}
+
+
 def test_unknown_store_url_stops_the_start() -> None:
     from facepipe.errors import StoreURLError
 

@@ -37,6 +37,27 @@ def test_conformance(milvus_url: str) -> None:
     check_store(lambda metric, fingerprint: open_store(milvus_url, metric=metric, fingerprint=fingerprint))
 
 
+def test_milvus_string_escapes_quotes_backslashes_and_controls() -> None:
+    from facepipe.plugins.stores.milvus import milvus_string
+
+    assert milvus_string("bob") == '"bob"'
+    assert milvus_string('a"b') == '"a\\"b"'
+    assert milvus_string("a\\b") == '"a\\\\b"'
+    assert milvus_string("a\nb\r\tc\x01") == '"a\\nb\\r\\tc\x01"'
+    assert milvus_string("żółć") == '"żółć"'
+
+
+def test_ids_of_cannot_be_widened_by_the_name(milvus_url: str) -> None:
+    names = ['x" || identity != "', "x' || identity != '", 'x\\" || true || "', "ctl\x01\x7f\t\r\nend", ""]
+    rows = [StoredFace(id=f"id{i}", identity=name, fingerprint="fp") for i, name in enumerate(names + ["x"])]
+    store = open_store(milvus_url, metric="cosine")
+    store.add(np.eye(len(rows), 8, dtype=np.float32) + 0.1, rows)
+    for row in rows:
+        assert store.ids_of(row.identity) == [row.id], repr(row.identity)
+    assert store.ids_of('x" || "1" == "1') == []
+    store.close()
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_exact_topk_equals_numpy(milvus_url: str, metric: str) -> None:
     rng = np.random.default_rng(1)
