@@ -399,8 +399,9 @@ def check_store(store_factory: Callable[..., Store], *, dim: int = 24, n: int = 
     returns the true k nearest with distances equal to facepipe's definitions (within ``atol``),
     ``k`` beyond the count, approximate search gives true distances of stored ids, delete, count,
     identities, ``ids_of`` (exactly an identity's ids, sorted; [] for an unknown one, names with
-    quotes, backslashes or unicode included; updated by delete), and :class:`~facepipe.errors.StoreMismatchError` (nothing written) for another
-    dimension or fingerprint.  Vectors are random with norms in [0.5, 2], so stores that only handle
+    quotes, backslashes or unicode included; updated by delete), and
+    :class:`~facepipe.errors.StoreMismatchError` (nothing written) for another dimension or
+    fingerprint.  Vectors are random with norms in [0.5, 2], so stores that only handle
     unit vectors fail.
     """
     from facepipe.errors import StoreMismatchError
