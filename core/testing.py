@@ -483,7 +483,8 @@ def check_store(store_factory: Callable[..., Store], *, dim: int = 24, n: int = 
             for bad_call, what in (
                     (lambda: store.add(wrong_dim, _stored_faces(1, "fp-A", start=n)), "add() of another dimension"),
                     (lambda: store.search(wrong_dim, k=3), "search() with another dimension"),
-                    (lambda: store.add(vectors[:2], _stored_faces(1, "fp-A", start=n) + _stored_faces(1, "fp-B", start=n + 1)),
+                    (lambda: store.add(vectors[:2], _stored_faces(1, "fp-A", start=n)
+                                       + _stored_faces(1, "fp-B", start=n + 1)),
                      "add() of another fingerprint")):
                 try:
                     bad_call()

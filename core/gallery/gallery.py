@@ -163,7 +163,8 @@ def _rows(x: Any) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise InvalidEmbeddingsShapeError(f"embeddings must be numbers in a vector or an (n, d) array ({exc})") from None
+        raise InvalidEmbeddingsShapeError(
+            f"embeddings must be numbers in a vector or an (n, d) array ({exc})") from None
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -195,10 +196,14 @@ def test_wrong_input_shape_is_rejected(loaded) -> None:
         loaded("DeepID").forward(np.zeros((1, 47, 55, 3), np.float32))
 
 
-def test_concurrent_first_calls_build_once(synthetic_weights, parity_dir: Path) -> None:
+def test_concurrent_first_calls_build_once(synthetic_weights, parity_dir: Path, tmp_path: Path) -> None:
     cls = _plugin_class("DeepID")
     ref = np.load(parity_npz("DeepID"))
-    plugin = cls(cls.config_class(weights_path=synthetic_weights("DeepID")))
+    # A weight file of its own: networks are shared per (class, file, device), and an earlier test
+    # may already have built DeepID from the cached synthetic file.
+    own_copy = tmp_path / "deepid.h5"
+    shutil.copyfile(synthetic_weights("DeepID"), own_copy)
+    plugin = cls(cls.config_class(weights_path=own_copy))
     builds = []
     original = plugin.build_model
 
