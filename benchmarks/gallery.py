@@ -277,7 +277,8 @@ def server_url(kind: str, stack: Any) -> tuple[str | None, str]:
         return None, f"{kind} test server not available ({type(exc).__name__}: {exc})"
 
 
-def worker_store(kind: str, folder: Path, budget_s: float, batch: int = 10000) -> dict[str, Any]:
+def worker_store(kind: str, folder: Path, budget_s: float, exact_only: bool = False,
+                 batch: int = 10000) -> dict[str, Any]:
     """Build a facepipe store of ``kind`` from the vectors, then time exact and ANN searches."""
     import contextlib
 
@@ -313,7 +314,7 @@ def worker_store(kind: str, folder: Path, budget_s: float, batch: int = 10000) -
                 break
         index_s = time.perf_counter() - start - insert_s
         queries = np.load(folder / "queries.npy")
-        approximate = bool(getattr(spec, "approximate", False))
+        approximate = bool(getattr(spec, "approximate", False)) and not exact_only
         first_s = 0.0
         if approximate:  # the first ANN search may build a lazy index: count it in the build
             t0 = time.perf_counter()
@@ -414,6 +415,8 @@ def run_case(case: str, folder: Path, args: argparse.Namespace) -> Iterator[dict
             return
     cmd = [python, str(Path(__file__).resolve()), "--worker", case, "--folder", str(folder),
            "--budget", str(args.budget), "--deepface-exact-max", str(args.deepface_exact_max)]
+    if args.exact_only:
+        cmd.append("--exact-only")
     result = run_worker(cmd, timeout=args.timeout)
     if "skipped" in result or "error" in result:
         reason = result.get("skipped") or result.get("error")
@@ -462,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deepface-python", default=DEFAULT_DEEPFACE_PYTHON)
     parser.add_argument("--deepface-exact-max", type=int, default=200_000,
                         help="largest N for deepface's exact search (it loads all rows as Python lists per query)")
+    parser.add_argument("--exact-only", action="store_true",
+                        help="stores: exact search only (no ANN build; HNSW over 1M takes long on 2 cores)")
     parser.add_argument("--json", type=Path, help="write all rows here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -474,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             "deepface": lambda: worker_deepface(args.folder, args.budget, args.deepface_exact_max),
         }
         for kind in ("embedded", "pgvector", "milvus"):
-            workers[kind] = (lambda k: lambda: worker_store(k, args.folder, args.budget))(kind)
+            workers[kind] = (lambda k: lambda: worker_store(k, args.folder, args.budget, args.exact_only))(kind)
         body = workers[args.worker]
 
         def with_own_peak() -> dict[str, Any]:
