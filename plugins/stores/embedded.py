@@ -296,11 +296,16 @@ class EmbeddedStore(Store):
 
     def _approximate(self, ann: Any, q: np.ndarray, k: int, matrix: np.ndarray, rowids: np.ndarray,
                      ids: list[str]) -> list[list[tuple[str, float]]]:
-        position = {int(r): i for i, r in enumerate(rowids.tolist())}
+        # rowids are sorted (the snapshot reads ORDER BY rowid): a binary search maps the index's keys
+        # to matrix rows without building an N-entry dict per search.
+        if not len(rowids):
+            return [[] for _ in q]
         prepared_q = prepare_rows(q, self.metric).astype(np.float32)
         out = []
         for query, keys in zip(q, ann.search(prepared_q, min(len(ids), k * self.config.candidates))):
-            rows = np.asarray([position[int(key)] for key in keys if int(key) in position], dtype=np.int64)
+            keys = np.asarray(keys, dtype=np.int64)
+            found = np.minimum(np.searchsorted(rowids, keys), len(rowids) - 1)
+            rows = found[rowids[found] == keys]
             if not len(rows):
                 out.append([])
                 continue
