@@ -147,7 +147,7 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path: Path, pipeline: Pipe
 
 @pytest.mark.slow
 def test_ray_local_cluster_matches_in_process(tmp_path: Path, pipeline: Pipeline) -> None:
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason="needs facepipe[ray] (ray is not installed)")
     photos = write_photos(tmp_path / "photos", people=3, per_person=4)
     cv2.imwrite(str(tmp_path / "photos" / "p1" / "empty.png"), synthetic_face_image((), seed=7))
     ingest(tmp_path / "photos", str(tmp_path / "here"), pipeline, batch=4)

@@ -68,7 +68,7 @@ def test_reopen_keeps_everything_and_refuses_other_fingerprint(tmp_path: Path) -
         EmbeddedStore(EmbeddedStoreConfig(url=str(tmp_path / "g"), fingerprint="other"))
 
 
-@pytest.mark.skipif(not _ann.available(), reason="usearch not installed")
+@pytest.mark.skipif(not _ann.available(), reason="needs facepipe[gallery] (usearch is not installed)")
 def test_ann_index_is_a_cache_rebuilt_when_stale(tmp_path: Path) -> None:
     folder = tmp_path / "g"
     vectors = _vectors(400, dim=32)
