@@ -51,6 +51,10 @@ CREATE INDEX IF NOT EXISTS faces_identity ON faces (identity);
 """
 
 
+#: galleries up to this many faces are searched exactly, even with exact=False
+SMALL_GALLERY = 4096
+
+
 class EmbeddedStoreConfig(StoreConfig):
     """Options of the embedded store."""
 
@@ -242,8 +246,10 @@ class EmbeddedStore(Store):
                 raise StoreMismatchError(
                     f"queries of {q.shape[1]} dimensions, but the gallery at {self.folder} holds {matrix.shape[1]}")
             if not exact:
-                ann = self._ann_for(generation, matrix, rowids)
-                if ann is not None:
+                ann = self._ann_for(generation, matrix, rowids)  # kept current even while the gallery is small
+                # A small gallery is searched exactly: it costs little, and an HNSW graph can leave a
+                # node unreachable (seen on 400 random 32-d rows), which exactness rules out.
+                if ann is not None and len(ids) > SMALL_GALLERY:
                     return self._approximate(ann, q, k, matrix, rowids, ids)
             index, dist = exact_top_k(q, matrix, k, self.metric, block_rows=self.config.block_rows)
         return [[(ids[j], float(d)) for j, d in zip(row_i, row_d)] for row_i, row_d in zip(index, dist)]

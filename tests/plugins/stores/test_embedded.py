@@ -126,3 +126,28 @@ def test_bad_input_is_refused_with_typed_errors(tmp_path: Path) -> None:
         store.add(bad, _faces(2))
     assert store.count() == 0
     store.close()
+
+
+@pytest.mark.skipif(not _ann.available(), reason="needs facepipe[gallery] (usearch is not installed)")
+def test_large_gallery_searches_the_ann_index(tmp_path: Path) -> None:
+    # Above SMALL_GALLERY the approximate path runs: candidates from the graph, re-ranked exactly.
+    from facepipe.plugins.stores.embedded import SMALL_GALLERY
+
+    n = SMALL_GALLERY + 1000
+    vectors = _vectors(n, dim=16)
+    store = EmbeddedStore(EmbeddedStoreConfig(url=str(tmp_path / "g")))
+    store.add(vectors, _faces(n))
+    store.delete(["f7"])
+    queries = vectors[:40] + 0.01
+    approx, exact = store.search(queries, k=10, exact=False), store.search(queries, k=10)
+    assert store._ann is not None  # the graph was built and used
+    found = sum(len({i for i, _ in a} & {i for i, _ in e}) for a, e in zip(approx, exact))
+    assert found / (10 * len(queries)) >= 0.9  # recall@10
+    for row_a, row_e in zip(approx, exact):
+        assert "f7" not in {i for i, _ in row_a}
+        assert [d for _, d in row_a] == sorted(d for _, d in row_a)
+        exact_of = dict(row_e)
+        for i, d in row_a:  # a hit the exact top-10 also has carries the same distance
+            if i in exact_of:
+                assert abs(d - exact_of[i]) < 1e-9
+    store.close()
