@@ -55,6 +55,20 @@ class DetectedFace:
                        confidence=float(min(max(self.confidence, 0.0), 1.0)))
 
 
+def build_once(owner: Any, attr: str, lock: Any, make: Any) -> Any:
+    """``owner.<attr>``, made by ``make()`` on first use - once, even when threads race for it.
+
+    The lazy-loading idiom of every plugin that loads a model: check, lock, check again, build."""
+    value = getattr(owner, attr)
+    if value is None:
+        with lock:
+            value = getattr(owner, attr)
+            if value is None:
+                value = make()
+                setattr(owner, attr, value)
+    return value
+
+
 class Plugin(abc.ABC):
     """Common base: a plugin instance is built once from its validated config and reused."""
 

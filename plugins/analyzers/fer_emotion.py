@@ -36,7 +36,7 @@ from facepipe.plugin_config import WeightsFileConfig
 from facepipe.plugins.analyzers._common import chunks, labelled_results
 from facepipe.plugins.analyzers._spec import analyzer_spec
 from facepipe.specs import PackageFile, WeightFile
-from facepipe.types import Analyzer, PluginConfig
+from facepipe.types import Analyzer, PluginConfig, build_once
 from pydantic import Field
 
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -115,11 +115,7 @@ class FerEmotionAnalyzer(Analyzer):
     @property
     def runner(self) -> OnnxRunner:
         """The ONNX Runtime runner (the export is written or reused on first use, under a lock)."""
-        if self._runner is None:
-            with self._lock:
-                if self._runner is None:
-                    self._runner = self._open()
-        return self._runner
+        return build_once(self, "_runner", self._lock, self._open)
 
     def _open(self) -> OnnxRunner:
         from facepipe.engines.keras_h5_onnx import open_h5_model_onnx

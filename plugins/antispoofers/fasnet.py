@@ -31,7 +31,7 @@ from facepipe.errors import WeightsError
 from facepipe.plugin_config import PluginConfig, WeightsPath
 from facepipe.plugins.antispoofers._patch import context_patch
 from facepipe.specs import AntiSpooferSpec, WeightFile
-from facepipe.types import AntiSpoofer
+from facepipe.types import AntiSpoofer, build_once
 
 _RELEASE = "https://github.com/serengil/deepface_models/releases/download/v1.0/"
 _HUGGINGFACE = "https://huggingface.co/serengil/deepface/resolve/main/"
@@ -114,11 +114,8 @@ class FasnetSpoofer(AntiSpoofer):
 
     @property
     def networks(self) -> list[_Network]:
-        if self._networks is None:
-            with self._lock:
-                if self._networks is None:
-                    self._networks = [_Network(path, self.config) for path in self.weight_paths()]
-        return self._networks
+        return build_once(self, "_networks", self._lock,
+                          lambda: [_Network(path, self.config) for path in self.weight_paths()])
 
     def prepare(self) -> None:
         _ = self.networks

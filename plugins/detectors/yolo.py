@@ -50,7 +50,7 @@ from facepipe.errors import PluginUnavailableError, WeightsError
 from facepipe.files import sha256_file
 from facepipe.plugin_config import WeightsFileConfig
 from facepipe.specs import DetectorSpec, WeightFile
-from facepipe.types import DetectedFace, Detector
+from facepipe.types import DetectedFace, Detector, build_once
 
 _YAPALAB = "https://github.com/YapaLab/yolo-face/releases/download/1.0.0/{}"
 _AKANAMETOV = "https://github.com/akanametov/yolo-face/releases/download/1.0.0/{}"
@@ -306,11 +306,7 @@ class YoloDetector(Detector):
     @property
     def model(self) -> Any:
         """The loaded model: a :class:`YoloOnnx` runner or an ultralytics ``YOLO`` (loaded on first use)."""
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-        return self._model
+        return build_once(self, "_model", self._lock, self._load)
 
     def _predict_ultralytics(self, model: Any, arrays: list[np.ndarray]
                              ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:

@@ -32,7 +32,7 @@ from facepipe.plugin_config import WeightsFileConfig
 from facepipe.plugins.recognizers._deepface_published import deepface_published
 from facepipe.plugins.recognizers._spec import recognizer_spec
 from facepipe.specs import WeightFile
-from facepipe.types import Recognizer
+from facepipe.types import Recognizer, build_once
 
 BUFFALO_L_WEIGHTS = WeightFile(
     name="webface_r50.onnx",
@@ -120,11 +120,7 @@ class BuffaloLRecognizer(Recognizer):
     @property
     def runner(self) -> OnnxRunner:
         """The ONNX Runtime runner, opened on first use (under a lock)."""
-        if self._runner is None:
-            with self._lock:
-                if self._runner is None:
-                    self._runner = self._open()
-        return self._runner
+        return build_once(self, "_runner", self._lock, self._open)
 
     def _open(self) -> OnnxRunner:
         path = self.weights_path()
